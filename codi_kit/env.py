@@ -1,0 +1,65 @@
+"""The environment contract: what every environment adapter exposes to the pipeline."""
+from __future__ import annotations
+
+import abc
+from typing import Sequence
+
+import attrs
+import numpy as np
+
+from codi_kit.policy import Policy
+
+
+@attrs.frozen
+class EnvSpec:
+    """Sizes the pipeline needs; observations are padded to one size across agents."""
+
+    name: str
+    agents: int
+    obs_dim: int
+    actions: int  # discrete action count (per agent; unavailable ones are masked)
+    episode_limit: int
+    state_dim: int = 0  # 0 when the environment has no global state
+    team_reward: str = "sum"  # "sum": sum of the agents' rewards; "shared": the env's own team reward
+
+
+@attrs.define
+class Transition:
+    """What a batched reset or step returns for B copies."""
+
+    obs: np.ndarray  # [B,N,O] float32
+    avail: np.ndarray  # [B,N,K] bool
+    state: np.ndarray | None  # [B,S] float32
+    reward: np.ndarray  # [B] float32 team reward of the step (0 on reset)
+    done: np.ndarray  # [B] bool: the episode ended with this step (copies already done stay True)
+
+
+class EnvAdapter(abc.ABC):
+    """B copies of one environment stepped together. Subclasses set ``spec`` in ``__init__``."""
+
+    spec: EnvSpec
+
+    @abc.abstractmethod
+    def reset(self, seeds: Sequence[int]) -> Transition:
+        """Start ``len(seeds)`` episodes, copy b seeded with ``seeds[b]``."""
+
+    @abc.abstractmethod
+    def step(self, actions: np.ndarray) -> Transition:
+        """Apply joint actions ``[B,N]``. Copies already done are not stepped: their observations
+        are zeros, reward 0 and done True."""
+
+    @abc.abstractmethod
+    def expert_policy(self) -> Policy:
+        """A scripted (or loaded) expert acting per agent from its own observation."""
+
+    def rule_judge(self, obs: np.ndarray, actions: np.ndarray) -> int | None:
+        """Optional: the best agent of one segment (``obs [H,N,O]``, ``actions [H,N]``) by a rule;
+        None when the environment has no rule judge."""
+        return None
+
+    def quality_score(self, obs: np.ndarray) -> float | None:
+        """Optional: an env-specific score of final observations ``[B,N,O]`` (higher is better)."""
+        return None
+
+    def close(self) -> None:
+        """Release simulator resources."""

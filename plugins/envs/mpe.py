@@ -1,0 +1,10 @@
+"""Bundled MPE environments: Cooperative Navigation (3-5 agents) and World (predator-prey)."""
+import codi_kit
+from codi_kit_plugins.envs.mpe_cn import CooperativeNavigation
+from codi_kit_plugins.envs.mpe_world import World
+
+
+@codi_kit.hookimpl
+def register_envs(register):
+    register("mpe/cn", CooperativeNavigation)
+    register("mpe/world", World)

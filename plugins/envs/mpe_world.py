@@ -1,0 +1,111 @@
+"""MPE World (mpe2 simple_world_comm_v3) as the paper's predator-prey task.
+
+Three cooperating predators (mpe2's leader adversary and two adversaries) are the team; one
+prey (mpe2's good agent) follows a scripted escape policy inside the environment. One obstacle,
+two foods and two forests (which hide whoever is inside) as in mpe2's defaults. The leader's
+"say" channel is fixed to word 0, so every predator has the same five moves.
+
+How close to OMAR's "world": same simulator, rewards and forest/food mechanics; OMAR's task has
+four predators and two prey driven by pre-trained policies, ours has three predators (the
+paper's count) and one prey driven by a fixed script, so datasets are reproducible without
+shipping a prey model. Team reward: sum of the predators' rewards (each is -0.1 x its own
+distance to the prey, plus +5 for every predator-prey collision, which all predators share).
+"""
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from codi_kit.parallel_env import ParallelEnvAdapter
+from codi_kit.policy import Policy
+from codi_kit_plugins.envs.mpe_control import flee_from, steer_to
+
+PREDATOR_ACCELERATION, PREY_ACCELERATION = 3.0, 4.0  # mpe2 simple_world_comm values
+PREDATORS = ["leadadversary_0", "adversary_0", "adversary_1"]
+
+
+class Layout:
+    """Offsets into the predator's and the prey's observations for a given world size."""
+
+    def __init__(self, obstacles: int, food: int, forests: int):
+        landmarks_end = 4 + 2 * (obstacles + food + forests)
+        self.forests = slice(landmarks_end - 2 * forests, landmarks_end)
+        # predator: [vel, pos, landmarks, 2 other predators, prey, prey velocity, in_forest, comm]
+        self.prey = slice(landmarks_end + 4, landmarks_end + 6)
+        self.prey_velocity = slice(landmarks_end + 6, landmarks_end + 8)
+        # prey: [vel, pos, landmarks, 3 predators, in_forest]
+        self.threats = slice(landmarks_end, landmarks_end + 6)
+
+
+class InterceptExpert(Policy):
+    """Predators steer to the prey's predicted position, each approaching from its own side so
+    the three close in from different directions; a predator that cannot see the prey heads
+    for the nearest forest, where it hides."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    def act(self, obs, avail, rng, greedy=True):
+        layout = self.layout
+        prey = obs[..., layout.prey]
+        predicted = prey + 0.3 * obs[..., layout.prey_velocity]
+        angles = np.array([0.0, 2.1, -2.1])[: obs.shape[1]]
+        flank = 0.15 * np.stack([np.cos(angles), np.sin(angles)], -1)  # [N,2]
+        distance = np.linalg.norm(prey, axis=-1, keepdims=True)
+        target = predicted + flank * np.clip(distance - 0.1, 0, 1)
+        forests = obs[..., layout.forests].reshape(*obs.shape[:2], -1, 2)
+        nearest_forest = np.take_along_axis(
+            forests, np.linalg.norm(forests, axis=-1).argmin(-1)[..., None, None], axis=-2)[..., 0, :]
+        hidden = (np.abs(prey) < 1e-9).all(axis=-1, keepdims=True)
+        target = np.where(hidden, nearest_forest, target)
+        # overshooting is fine when chasing: aim past the target
+        actions = steer_to(obs[..., 0:2], target * 3.0, PREDATOR_ACCELERATION)
+        return np.where(np.take_along_axis(avail, actions[..., None], -1)[..., 0], actions, 0)
+
+
+class World(ParallelEnvAdapter):
+    @attrs.frozen
+    class Config:
+        episode_limit: int = 25  # mpe2 max_cycles
+        obstacles: int = 1
+        food: int = 2
+        forests: int = 2
+
+    def __init__(self, config: Config):
+        from mpe2 import simple_world_comm_v3
+
+        self.config = config
+        self.layout = Layout(config.obstacles, config.food, config.forests)
+        super().__init__(
+            "mpe/world",
+            lambda: simple_world_comm_v3.parallel_env(
+                num_good=1, num_adversaries=3, num_obstacles=config.obstacles, num_food=config.food,
+                num_forests=config.forests, max_cycles=config.episode_limit),
+            team=PREDATORS,
+            scripted=self._prey_actions,
+            episode_limit=config.episode_limit,
+            action_count=lambda env, agent: 5,  # the leader's say channel is fixed to word 0
+        )
+
+    def _prey_actions(self, env, observations):
+        prey = np.asarray(observations["agent_0"], np.float32)
+        threats = prey[self.layout.threats].reshape(-1, 2)
+        return {"agent_0": int(flee_from(prey[0:2], prey[2:4], threats, PREY_ACCELERATION))}
+
+    def expert_policy(self):
+        return InterceptExpert(self.layout)
+
+    def rule_judge(self, obs, actions):
+        """The predator whose distance to the prey shrank most over the segment (hidden prey
+        counts as no progress)."""
+        prey = obs[..., self.layout.prey]
+        distance = np.linalg.norm(prey, axis=-1)
+        distance = np.where(distance < 1e-9, np.nan, distance)
+        progress = np.nan_to_num(distance[0] - distance[-1], nan=-np.inf)
+        return int(progress.argmax())
+
+    def quality_score(self, obs):
+        """Minus the mean predator-prey distance at the final step (visible prey only)."""
+        distance = np.linalg.norm(obs[..., self.layout.prey], axis=-1)
+        visible = distance > 1e-9
+        return float(-distance[visible].mean()) if visible.any() else None
