@@ -1,0 +1,63 @@
+"""Stage artifacts in a run directory: one folder per stage, named by a hash of its inputs.
+
+A folder exists only once complete (written in a temporary folder, then renamed), so a crashed
+run leaves no half artifact and a rerun resumes from the last finished stage.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import attrs
+
+from codi_kit.atomic import atomic_directory, write_json
+from codi_kit.progress import say
+from codi_kit.versions import versions
+
+
+def content_key(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@attrs.define
+class Artifact:
+    stage: str
+    key: str
+    folder: Path
+    reused: bool
+    seconds: float = 0.0  # spent now (0 when reused)
+    workdir: Path | None = None  # where to write while computing; None when reused
+    record: dict = attrs.field(factory=dict)  # extra fields for meta.json (stats, diagnostics)
+
+    def meta(self) -> dict:
+        return json.loads((self.folder / "meta.json").read_text())
+
+
+@attrs.define
+class RunDirectory:
+    root: Path
+    force: bool = False
+
+    @contextlib.contextmanager
+    def stage(self, stage: str, inputs: dict, seed: int):
+        """Yield the ``Artifact``: reused when a matching one exists, else one whose ``workdir``
+        the stage fills. On success ``meta.json`` (inputs, seed, versions, seconds, record) is written."""
+        key = content_key({"stage": stage, **inputs})
+        folder = self.root / f"{stage}-{key}"
+        if (folder / "meta.json").exists() and not self.force:
+            say(f"[dim]{stage}: reusing {folder.name}[/dim]")
+            yield Artifact(stage, key, folder, True)
+            return
+        started = time.perf_counter()
+        with atomic_directory(folder) as workdir:
+            artifact = Artifact(stage, key, folder, False, workdir=workdir)
+            yield artifact
+            artifact.seconds = time.perf_counter() - started
+            write_json(workdir / "meta.json", {"stage": stage, "key": key, "seed": seed, "inputs": inputs,
+                                               "seconds": artifact.seconds, "versions": versions(),
+                                               **artifact.record})
+        artifact.workdir = None
+        say(f"{stage}: wrote {folder.name} in {artifact.seconds:.1f}s")

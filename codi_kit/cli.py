@@ -1,0 +1,198 @@
+"""The ``codi-kit`` command: one command per stage, ``run`` for all of them, ``plugins``, ``report``."""
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from codi_kit import plugins
+from codi_kit.config import build_config
+from codi_kit.errors import CodiKitError
+from codi_kit.progress import say, set_quiet
+
+stdout = Console()
+
+
+class FriendlyGroup(click.Group):
+    """Errors the user can fix are one line on stderr and exit status 2, never a traceback."""
+
+    def invoke(self, context):
+        try:
+            return super().invoke(context)
+        except CodiKitError as error:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(2)
+
+
+def common_options(function):
+    """Options shared by every stage command."""
+    options = [
+        click.option("--profile", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
+                     help="Scale: smoke (seconds), quick (minutes on a CPU), paper (the paper's scale, for a GPU)."),
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a setting, e.g. --set env.agents=4 (repeatable)."),
+        click.option("--seed", type=int, help="Seeds random, NumPy, torch and the environments."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where torch runs (default auto)."),
+        click.option("--force", is_flag=True, help="Recompute stages even when a matching artifact exists."),
+        click.option("--quiet", is_flag=True, help="No progress bars or status lines."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def pipeline_options(function):
+    options = [
+        click.option("--env", help="Environment plugin (default mpe/cn)."),
+        click.option("--labeler", help="Labeler plugin (default privileged)."),
+        click.option("--augmenter", help="Augmenter plugin (default none)."),
+        click.option("--learner", help="Learner plugin (default bc)."),
+        click.option("--dataset", type=click.Path(dir_okay=False), help="Use this dataset file instead of collecting."),
+        click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<env>-<augmenter>-<learner>-s<seed>)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return common_options(function)
+
+
+def _config(profile, config_file, overrides, seed, device, env=None, labeler=None, augmenter=None, learner=None,
+            dataset=None, **extra):
+    return build_config(profile, config_file, list(overrides), **{
+        "seed": seed, "device": device, "env.name": env, "labeler.name": labeler, "augmenter.name": augmenter,
+        "learner.name": learner, "collect.dataset": dataset, **extra})
+
+
+def _run_directory(config, out) -> Path:
+    if out:
+        return Path(out)
+    name = f"{config['env']['name'].replace('/', '-')}-{config['augmenter']['name']}-{config['learner']['name']}-s{config['seed']}"
+    return Path("runs") / name
+
+
+def _stage_command(stage: str):
+    def command(profile, config_file, overrides, seed, device, force, quiet, out, **names):
+        from codi_kit.pipeline import Pipeline
+        from codi_kit.report import run_table
+
+        set_quiet(quiet)
+        config = _config(profile, config_file, overrides, seed, device, **names)
+        root = _run_directory(config, out)
+        pipeline = Pipeline(config, root, force=force)
+        try:
+            outcome = pipeline.run_until(stage)
+        finally:
+            pipeline.close()
+        if stage == "report":
+            if not quiet:
+                stdout.print(run_table(outcome))
+            say(f"wrote {root / 'results.json'} and {root / 'report.md'}")
+        elif outcome is not None:
+            say(f"{stage}: {outcome.folder}")
+
+    command.__name__ = stage
+    return command
+
+
+@click.group(cls=FriendlyGroup)
+@click.version_option(package_name="codi-kit")
+def main():
+    """codi-kit: offline MARL data augmentation with compositional diffusion (CODI)."""
+
+
+main.command("run", help="Run every stage (collect, label, augment, learn, evaluate, report).")(
+    pipeline_options(functools.wraps(_stage_command("report"))(_stage_command("report"))))
+for _stage, _help in [("label", "Label agent quality of every segment (runs collect first if needed)."),
+                      ("augment", "Generate augmented episodes (runs the stages before it if needed)."),
+                      ("learn", "Train the learner on original + generated data."),
+                      ("evaluate", "Roll out the learned policy and normalise its return.")]:
+    main.command(_stage, help=_help)(pipeline_options(_stage_command(_stage)))
+
+
+@main.command(help="Collect an offline dataset: to a file (--out data.npz) or into a run directory.")
+@click.option("--env", help="Environment plugin (default mpe/cn).")
+@click.option("--episodes", type=int, help="Episodes to collect (profile default: quick 2000).")
+@click.option("--protocol", type=click.Choice(["imbalanced", "balanced", "random"]), help="Behaviour protocol (default imbalanced).")
+@click.option("--out", type=click.Path(), help="A .npz file, or a run directory.")
+@common_options
+def collect(env, episodes, protocol, out, profile, config_file, overrides, seed, device, force, quiet):
+    from codi_kit.collect import collect_with_references
+    from codi_kit.dataset import Dataset
+    from codi_kit.pipeline import Pipeline
+
+    set_quiet(quiet)
+    config = _config(profile, config_file, overrides, seed, device, env=env,
+                     **{"collect.episodes": episodes, "collect.protocol": protocol})
+    if out and out.endswith(".npz"):
+        pipeline = Pipeline(config, Path(out).parent)
+        try:
+            settings = config["collect"]
+            dataset = collect_with_references(pipeline.env, settings["protocol"], int(settings["episodes"]), int(config["seed"]))
+        finally:
+            pipeline.close()
+        dataset.meta["env_settings"] = pipeline.identity("env")["settings"]
+        path = dataset.save(out)
+        summary, norm = dataset.summary(), dataset.meta["normalization"]
+        say(f"wrote {path}: {summary['episodes']} episodes, mean team return {summary['return_mean']:.3f} "
+            f"(R_lo {norm['R_lo']:.3f}, R_hi {norm['R_hi']:.3f})")
+        Dataset.load(path)  # what was written must read back
+        return
+    _stage_command("collect")(profile, config_file, overrides, seed, device, force, quiet, out,
+                              env=env)
+
+
+@main.command(help="Report runs: the table over one or more run directories (mean ± std over seeds).")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False), help="Also write the table as Markdown (and JSON beside it).")
+@click.option("--quiet", is_flag=True)
+def report(runs, out, quiet):
+    from codi_kit.report import aggregate, aggregate_markdown, aggregate_table, write_text
+
+    set_quiet(quiet)
+    found = []
+    for run in runs or [str(p) for p in sorted(Path("runs").glob("*")) if p.is_dir()]:
+        path = Path(run) / "results.json"
+        if not path.exists():
+            raise CodiKitError(f"{path}: no results (run 'codi-kit run --out {run}' first)")
+        try:
+            found.append(json.loads(path.read_text()))
+        except json.JSONDecodeError as error:
+            raise CodiKitError(f"{path}: not valid JSON: {error}") from None
+    if not found:
+        raise CodiKitError("no runs to report: pass run directories, or run 'codi-kit run' first")
+    rows = aggregate(found)
+    stdout.print(aggregate_table(rows))
+    if out:
+        write_text(Path(out), aggregate_markdown(rows))
+        write_text(Path(out).with_suffix(".json"), json.dumps(rows, indent=2))
+        say(f"wrote {out}")
+
+
+@main.command("plugins", help="List every registered environment, converter, labeler, augmenter and learner.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def list_plugins(as_json):
+    found = plugins.registrations()
+    if as_json:
+        click.echo(json.dumps([{"kind": r.kind, "name": r.name, "distribution": r.distribution, "version": r.version}
+                               for r in found], indent=2))
+        return
+    table = Table(title="codi-kit plugins")
+    for column in ("kind", "name", "plugin", "distribution", "version"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(r.kind, r.name, r.plugin, r.distribution, r.version)
+    stdout.print(table)
+
+
+@main.command("dataset", help="Validate a dataset file and print its summary statistics.")
+@click.argument("path", type=click.Path(dir_okay=False))
+def dataset_command(path):
+    from codi_kit.dataset import Dataset
+
+    loaded = Dataset.load(path)
+    click.echo(json.dumps({"file": str(path), "meta": loaded.meta, "summary": loaded.summary()}, indent=2, default=str))

@@ -1,0 +1,33 @@
+"""Evaluate a joint policy by rollouts: raw and normalised team return, mean and std."""
+from __future__ import annotations
+
+import numpy as np
+
+from codi_kit.collect import Normalization
+from codi_kit.env import EnvAdapter
+from codi_kit.policy import Policy
+from codi_kit.rollout import rollout
+
+EVALUATION_STREAM = 2
+
+
+def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normalization: Normalization,
+             greedy: bool = True) -> dict:
+    """Greedy (argmax over available actions) by default; ``greedy=False`` samples."""
+    episodes_data = rollout(env, lambda first, count: policy, episodes, seed, stream=EVALUATION_STREAM,
+                            greedy=greedy, description="evaluate")
+    returns = episodes_data.returns()
+    normalized = normalization(returns)
+    final = episodes_data.obs[np.arange(episodes), episodes_data.lengths - 1]
+    return {
+        "episodes": episodes,
+        "greedy": greedy,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "return_per_agent_mean": float(returns.mean() / env.spec.agents),
+        "normalized_return": float(normalized.mean()),
+        "normalized_return_std": float(normalized.std()),
+        "quality_score": env.quality_score(final),
+        "R_lo": normalization.R_lo,
+        "R_hi": normalization.R_hi,
+    }

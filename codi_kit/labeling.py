@@ -1,0 +1,113 @@
+"""Agent-quality labels (paper section 3.1): a teacher names the best agent of segments, and
+every segment gets a soft label vector z over agents."""
+from __future__ import annotations
+
+import abc
+
+import attrs
+import numpy as np
+
+from codi_kit.context import StageContext
+from codi_kit.dataset import Dataset
+from codi_kit.errors import CodiKitError
+
+
+@attrs.frozen
+class LabelRequest:
+    dataset: Dataset
+    segments: np.ndarray  # [M,2] (episode, start) of the segments to answer
+    horizon: int
+    context: StageContext
+    text_converter: object | None = None  # the env's converter, for teachers that read text
+
+
+@attrs.frozen
+class Answers:
+    best_agent: np.ndarray  # [M] int64, -1 where the teacher could not tell
+    confidence: np.ndarray | None = None  # [M] float32 in [0,1], when the teacher has one
+    stats: dict = attrs.field(factory=dict)  # calls, tokens, cache hits, failures, ...
+
+
+class Labeler(abc.ABC):
+    """A teacher. ``ground_truth = True`` marks one that reads privileged data: it is asked
+    about every segment and its answers are the labels (the paper's CODI w Pri.)."""
+
+    ground_truth = False
+
+    @abc.abstractmethod
+    def answer(self, request: LabelRequest) -> Answers:
+        """The best agent of each segment in ``request.segments``."""
+
+
+@attrs.frozen
+class QualityLabels:
+    """z for every segment of horizon H, plus what the teacher answered where it was asked."""
+
+    segments: np.ndarray  # [M,2]
+    z: np.ndarray  # [M,N] float32, rows sum to 1
+    teacher_answers: np.ndarray  # [M] int64, -1 where not asked or not answered
+    horizon: int
+
+    def save(self, path) -> None:
+        from codi_kit.atomic import atomic_path
+
+        with atomic_path(path) as temporary:
+            with open(temporary, "wb") as handle:
+                np.savez(handle, segments=self.segments, z=self.z, teacher_answers=self.teacher_answers,
+                         horizon=np.int64(self.horizon))
+
+    @staticmethod
+    def load(path) -> QualityLabels:
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                return QualityLabels(archive["segments"], archive["z"], archive["teacher_answers"], int(archive["horizon"]))
+        except (OSError, KeyError, ValueError) as error:
+            raise CodiKitError(f"{path}: not a readable labels file: {error}") from None
+
+
+def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np.ndarray) -> float | None:
+    """Share of answered segments whose answer is the episode's expert (imbalanced data only)."""
+    if dataset.expert_mask is None or not len(segments):
+        return None
+    answered = best_agent >= 0
+    if not answered.any():
+        return None
+    truth = dataset.expert_mask[segments[answered, 0]]
+    single = truth.sum(axis=1) == 1
+    if not single.any():
+        return None
+    return float(truth[single].argmax(axis=1).__eq__(best_agent[answered][single]).mean())
+
+
+def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
+                  context: StageContext, text_converter=None) -> tuple[QualityLabels, dict]:
+    """Ask the teacher (on a seeded random subset, or everything for a ground-truth teacher)
+    and turn its answers into z for every segment."""
+    segments = dataset.segment_index(horizon)
+    if not len(segments):
+        raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
+    if labeler.ground_truth:
+        asked = np.arange(len(segments))
+    else:
+        count = max(1, int(round(teacher_fraction * len(segments))))
+        asked = np.sort(np.random.default_rng([context.seed, 11]).choice(len(segments), count, replace=False))
+    answers = labeler.answer(LabelRequest(dataset, segments[asked], horizon, context, text_converter))
+    teacher = np.full(len(segments), -1, np.int64)
+    teacher[asked] = answers.best_agent
+    if not labeler.ground_truth and len(asked) < len(segments):
+        # Distilling a student from a subset is the labeling issue's GRU labeler; until it lands only
+        # a teacher that answers every segment can label a whole dataset.
+        raise CodiKitError("labeler answers a subset only and no student labeler is installed; "
+                           "use --labeler privileged or set label.teacher_fraction=1.0")
+    # a segment the teacher could not judge gets the uninformative uniform z
+    z = np.where((teacher >= 0)[:, None], np.eye(dataset.agents, dtype=np.float32)[np.maximum(teacher, 0)],
+                 np.float32(1.0 / dataset.agents))
+    stats = {
+        "segments": int(len(segments)),
+        "teacher_asked": int(len(asked)),
+        "teacher_answered": int((answers.best_agent >= 0).sum()),
+        "unlabelled_segments": int((teacher < 0).sum()),
+        "teacher_accuracy": ground_truth_accuracy(dataset, segments[asked], answers.best_agent),
+        **{f"teacher_{k}": v for k, v in answers.stats.items()},
+    }
+    return QualityLabels(segments, z, teacher, horizon), stats

@@ -1,0 +1,31 @@
+"""The learner contract: dataset -> decentralised policy, saved into the learn artifact."""
+from __future__ import annotations
+
+import abc
+from pathlib import Path
+
+import attrs
+
+from codi_kit.context import StageContext
+from codi_kit.dataset import Dataset
+from codi_kit.policy import Policy
+
+
+@attrs.frozen
+class LearnRequest:
+    dataset: Dataset  # original + generated, provenance per episode
+    context: StageContext
+
+
+class Learner(abc.ABC):
+    @abc.abstractmethod
+    def fit(self, request: LearnRequest) -> Policy:
+        """Train and return the policy; log losses with ``request.context.log_metrics``."""
+
+    @abc.abstractmethod
+    def save(self, policy: Policy, folder: Path) -> None:
+        """Write the policy into ``folder`` (the learn artifact)."""
+
+    @abc.abstractmethod
+    def load(self, folder: Path, context: StageContext) -> Policy:
+        """Read back what ``save`` wrote."""

@@ -1,0 +1,251 @@
+"""The staged pipeline collect -> label -> augment -> learn -> evaluate -> report over a run directory."""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import attrs
+import numpy as np
+
+from codi_kit import plugins
+from codi_kit.artifacts import Artifact, RunDirectory
+from codi_kit.atomic import write_json
+from codi_kit.augment import AugmentRequest
+from codi_kit.collect import Normalization, collect, collect_with_references, normalization_of
+from codi_kit.config import plugin_settings
+from codi_kit.context import StageContext
+from codi_kit.dataset import Dataset
+from codi_kit.errors import CodiKitError, DatasetError
+from codi_kit.evaluate import evaluate
+from codi_kit.labeling import QualityLabels, label_dataset
+from codi_kit.learn import LearnRequest
+from codi_kit.torch_utils import resolve_device, seed_everything
+
+STAGES = ("collect", "label", "augment", "learn", "evaluate", "report")
+KINDS = {"env": "env", "labeler": "labeler", "augmenter": "augmenter", "learner": "learner"}
+
+
+class Pipeline:
+    def __init__(self, config: dict, root: str | Path, force: bool = False):
+        self.config = config
+        self.root = Path(root)
+        self.run = RunDirectory(self.root, force)
+        self.seed = int(config["seed"])
+        self.device = resolve_device(str(config["device"]))
+        self.artifacts: dict[str, Artifact] = {}
+        self._env = None
+        self._datasets: dict[str, Dataset] = {}
+
+    # -- components ----------------------------------------------------------------------------
+    def component(self, section: str):
+        """(registration, full settings) of the plugin named in ``[section]``."""
+        registration = plugins.lookup(KINDS[section], self.config[section]["name"])
+        settings = plugin_settings(self.config, section, registration)
+        return registration, plugins.config_of(registration, settings), settings
+
+    def build(self, section: str):
+        registration, _, settings = self.component(section)
+        return plugins.configure(registration, settings)
+
+    @property
+    def env(self):
+        if self._env is None:
+            self._env = self.build("env")
+        return self._env
+
+    def context(self, workdir: Path | None) -> StageContext:
+        return StageContext(self.seed, self.device, workdir or self.root, self.env, self.config.get("profile", "quick"))
+
+    def identity(self, section: str) -> dict:
+        registration, full, _ = self.component(section)
+        return {"name": registration.name, "plugin": registration.plugin, "settings": full}
+
+    # -- stages --------------------------------------------------------------------------------
+    def collect(self) -> Artifact:
+        if "collect" in self.artifacts:
+            return self.artifacts["collect"]
+        settings = self.config["collect"]
+        source = settings.get("dataset")
+        inputs = {"env": self.identity("env"), "collect": settings,
+                  "dataset_sha256": _file_digest(source) if source else None}
+        with self.run.stage("collect", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                dataset = self._import(source) if source else collect_with_references(
+                    self.env, settings["protocol"], int(settings["episodes"]), self.seed)
+                dataset.save(artifact.workdir / "dataset.npz")
+                artifact.record.update({"summary": dataset.summary(), "normalization": dataset.meta["normalization"]})
+        self.artifacts["collect"] = artifact
+        return artifact
+
+    def _import(self, source: str) -> Dataset:
+        """An existing dataset file, checked against the env; R_hi measured if it lacks one."""
+        dataset = Dataset.load(source)
+        spec = self.env.spec
+        if dataset.agents != spec.agents or dataset.obs.shape[3] != spec.obs_dim:
+            raise DatasetError(source, "obs", f"shape {dataset.obs.shape} does not fit env '{spec.name}' "
+                                              f"({spec.agents} agents, observation size {spec.obs_dim})")
+        if not dataset.meta.get("normalization"):
+            high = collect(self.env, "balanced", dataset.episodes, self.seed, stream=1,
+                           description="expert reference (R_hi)").returns().mean()
+            dataset.meta["normalization"] = attrs.asdict(
+                Normalization(float(dataset.returns().mean()), float(high), dataset.episodes))
+        return dataset
+
+    def dataset(self, stage: str = "collect") -> Dataset:
+        if stage not in self._datasets:
+            file = {"collect": "dataset.npz", "augment": "generated.npz"}[stage]
+            self._datasets[stage] = Dataset.load(self.artifacts[stage].folder / file)
+        return self._datasets[stage]
+
+    def label(self) -> Artifact | None:
+        if "label" in self.artifacts:
+            return self.artifacts["label"]
+        augmenter_class = self.component("augmenter")[0].factory
+        if not getattr(augmenter_class, "needs_labels", True):
+            self.artifacts["label"] = None
+            return None
+        collected = self.collect()
+        inputs = {"collect": collected.key, "label": self.config["label"], "labeler": self.identity("labeler")}
+        with self.run.stage("label", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                labeler = self.build("labeler")
+                converter = self._text_converter()
+                labels, stats = label_dataset(labeler, self.dataset(), int(self.config["label"]["horizon"]),
+                                              float(self.config["label"]["teacher_fraction"]),
+                                              self.context(artifact.workdir), converter)
+                labels.save(artifact.workdir / "labels.npz")
+                artifact.record["stats"] = stats
+        self.artifacts["label"] = artifact
+        return artifact
+
+    def _text_converter(self):
+        name = self.config["env"]["name"]
+        if not any(r.name == name for r in plugins.registrations("text_converter")):
+            return None
+        registration = plugins.lookup("text_converter", name)
+        return plugins.configure(registration, dict(self.config.get("text_converter", {})))
+
+    def augment(self) -> Artifact:
+        if "augment" in self.artifacts:
+            return self.artifacts["augment"]
+        collected, labelled = self.collect(), self.label()
+        inputs = {"collect": collected.key, "label": labelled.key if labelled else None,
+                  "augmenter": self.identity("augmenter"), "device": self.device.type}
+        with self.run.stage("augment", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                augmenter = self.build("augmenter")
+                labels = QualityLabels.load(labelled.folder / "labels.npz") if labelled else None
+                generated = augmenter.generate(AugmentRequest(self.dataset(), labels, self.context(artifact.workdir)))
+                generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
+                generated.save(artifact.workdir / "generated.npz")
+                artifact.record["generated_episodes"] = generated.episodes
+                artifact.record["diagnostics"] = getattr(augmenter, "diagnostics", {})
+                if generated.episodes:
+                    artifact.record["summary"] = generated.summary()
+        self.artifacts["augment"] = artifact
+        return artifact
+
+    def training_data(self) -> Dataset:
+        self.augment()
+        original, generated = self.dataset("collect"), self.dataset("augment")
+        return Dataset.merge(original, generated) if generated.episodes else original
+
+    def learn(self) -> Artifact:
+        if "learn" in self.artifacts:
+            return self.artifacts["learn"]
+        augmented = self.augment()
+        inputs = {"augment": augmented.key, "learner": self.identity("learner"), "device": self.device.type}
+        with self.run.stage("learn", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                learner = self.build("learner")
+                data = self.training_data()
+                policy = learner.fit(LearnRequest(data, self.context(artifact.workdir)))
+                learner.save(policy, artifact.workdir)
+                artifact.record["training_episodes"] = data.episodes
+        self.artifacts["learn"] = artifact
+        return artifact
+
+    def evaluate(self) -> Artifact:
+        if "evaluate" in self.artifacts:
+            return self.artifacts["evaluate"]
+        learned = self.learn()
+        inputs = {"learn": learned.key, "evaluate": self.config["evaluate"]}
+        with self.run.stage("evaluate", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                policy = self.build("learner").load(learned.folder, self.context(None))
+                settings = self.config["evaluate"]
+                outcome = evaluate(self.env, policy, int(settings["episodes"]), self.seed,
+                                   normalization_of(self.dataset()), greedy=bool(settings.get("greedy", True)))
+                write_json(artifact.workdir / "evaluation.json", outcome)
+                artifact.record["evaluation"] = outcome
+        self.artifacts["evaluate"] = artifact
+        return artifact
+
+    def report(self) -> dict:
+        from codi_kit.report import write_run_report
+
+        started = time.perf_counter()
+        self.evaluate()
+        results = self.results()
+        write_run_report(self.root, results, self.artifacts)
+        results["timings"]["report"] = time.perf_counter() - started
+        write_json(self.root / "results.json", results)
+        return results
+
+    def run_until(self, stage: str):
+        if stage not in STAGES:
+            raise CodiKitError(f"unknown stage '{stage}'; stages: {', '.join(STAGES)}")
+        write_json(self.root / "config.json", self.config)
+        return getattr(self, stage)()
+
+    # -- results -------------------------------------------------------------------------------
+    def results(self) -> dict:
+        evaluation = self.artifacts["evaluate"].meta()["evaluation"]
+        collected = self.artifacts["collect"].meta()
+        augmented = self.artifacts["augment"].meta()
+        labelled = self.artifacts.get("label")
+        from codi_kit.versions import versions
+
+        return {
+            "env": self.config["env"]["name"],
+            "labeler": self.config["labeler"]["name"] if labelled else None,
+            "augmenter": self.config["augmenter"]["name"],
+            "learner": self.config["learner"]["name"],
+            "seed": self.seed,
+            "profile": self.config.get("profile"),
+            "device": self.device.type,
+            **{k: evaluation[k] for k in ("return_mean", "return_std", "normalized_return", "normalized_return_std",
+                                          "return_per_agent_mean", "quality_score", "greedy", "R_lo", "R_hi")},
+            "evaluation_episodes": evaluation["episodes"],
+            "dataset_episodes": collected["summary"]["episodes"],
+            "generated_episodes": augmented["generated_episodes"],
+            "dataset_summary": collected["summary"],
+            "label_stats": labelled.meta()["stats"] if labelled else None,
+            "augment_diagnostics": augmented.get("diagnostics", {}),
+            "artifacts": {stage: a.folder.name for stage, a in self.artifacts.items() if a is not None},
+            "reused": [stage for stage, a in self.artifacts.items() if a is not None and a.reused],
+            "timings": {stage: round(a.seconds, 3) for stage, a in self.artifacts.items() if a is not None},
+            "versions": versions(),
+        }
+
+    def close(self):
+        if self._env is not None:
+            self._env.close()
+
+
+def _file_digest(path: str) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as error:
+        raise DatasetError(path, "(file)", f"cannot read: {error.strerror}") from None
+    return digest.hexdigest()

@@ -1,0 +1,26 @@
+"""No augmentation: learners see the original dataset alone (the paper's Original column)."""
+from __future__ import annotations
+
+import attrs
+
+import codi_kit
+from codi_kit.augment import Augmenter
+
+
+class NoAugmentation(Augmenter):
+    needs_labels = False
+
+    @attrs.frozen
+    class Config:
+        pass
+
+    def __init__(self, config: Config):
+        self.config = config
+
+    def generate(self, request):
+        return request.dataset.select(slice(0, 0))
+
+
+@codi_kit.hookimpl
+def register_augmenters(register):
+    register("none", NoAugmentation)
