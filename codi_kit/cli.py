@@ -196,3 +196,7 @@ def dataset_command(path):
 
     loaded = Dataset.load(path)
     click.echo(json.dumps({"file": str(path), "meta": loaded.meta, "summary": loaded.summary()}, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

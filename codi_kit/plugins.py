@@ -106,8 +106,8 @@ def lookup(kind: str, name: str) -> Registration:
     raise PluginError(f"unknown {kind} '{name}'; registered {kind}s: {names}")
 
 
-def configure(registration: Registration, settings: dict):
-    """Build the component from its settings; an unknown or ill-typed setting names the plugin."""
+def settings_instance(registration: Registration, settings: dict):
+    """The plugin's ``Config`` built from ``settings``; an unknown or ill-typed setting names the plugin."""
     config_class = getattr(registration.factory, "Config", None)
     if config_class is None:
         raise PluginError(f"{registration.kind} '{registration.name}' (plugin '{registration.plugin}') has no Config class")
@@ -119,9 +119,17 @@ def configure(registration: Registration, settings: dict):
             f"its settings: {', '.join(sorted(known)) or 'none'}"
         )
     try:
-        return registration.factory(config_class(**settings))
+        return config_class(**settings)
     except (TypeError, ValueError) as error:
-        raise PluginError(f"{registration.kind} '{registration.name}': bad settings {settings}: {error}") from error
+        reason = error.args[0] if error.args else error  # attrs validators put the message first
+        raise PluginError(f"{registration.kind} '{registration.name}': bad settings {settings}: {reason}") from error
+
+
+def configure(registration: Registration, settings: dict):
+    """Build the component from its settings; a failure names the plugin."""
+    config = settings_instance(registration, settings)
+    try:
+        return registration.factory(config)
     except PluginError:
         raise
     except Exception as error:
@@ -130,8 +138,4 @@ def configure(registration: Registration, settings: dict):
 
 def config_of(registration: Registration, settings: dict) -> dict:
     """The full settings (defaults filled in) that determine a component, for hashing and meta."""
-    config_class = registration.factory.Config
-    try:
-        return attrs.asdict(config_class(**settings))
-    except TypeError as error:
-        raise PluginError(f"{registration.kind} '{registration.name}': bad settings {settings}: {error}") from error
+    return attrs.asdict(settings_instance(registration, settings))

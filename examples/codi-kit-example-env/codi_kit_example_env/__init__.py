@@ -1,0 +1,1 @@
+"""An example codi-kit plugin distribution."""

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+
+from codi_kit import plugins
+from codi_kit.collect import collect
+from codi_kit.parallel_env import ParallelEnvAdapter
+from codi_kit.policy import RandomPolicy
+
+
+def make(name, **settings):
+    return plugins.configure(plugins.lookup("env", name), settings)
+
+
+@pytest.mark.parametrize("agents", [3, 4, 5])
+def test_cn_protocols_order_balanced_above_imbalanced_above_random(agents):
+    env = make("mpe/cn", agents=agents)
+    assert env.spec.agents == agents and env.spec.obs_dim == 6 * agents and env.spec.actions == 5
+    returns = {p: collect(env, p, 60, seed=1).returns() for p in ("balanced", "imbalanced", "random")}
+    means = {p: r.mean() for p, r in returns.items()}
+    # clear separation: gaps larger than three standard errors of either mean
+    for high, low in (("balanced", "imbalanced"), ("imbalanced", "random")):
+        error = np.hypot(returns[high].std(), returns[low].std()) / np.sqrt(60)
+        assert means[high] - means[low] > 3 * error, (agents, means)
+    env.close()
+
+
+def test_imbalanced_protocol_has_exactly_one_expert_per_episode(cn_dataset):
+    assert (cn_dataset.expert_mask.sum(axis=1) == 1).all()
+    assert len(np.unique(cn_dataset.expert_mask.argmax(axis=1))) == 3
+
+
+def test_cn_expert_matches_the_calibration(cn_env):
+    per_agent = collect(cn_env, "balanced", 100, seed=3).returns().mean() / 3
+    random_per_agent = collect(cn_env, "random", 100, seed=3).returns().mean() / 3
+    assert -10.0 < per_agent < -7.5  # about -8.8 per agent per episode at N=3
+    assert -32.0 < random_per_agent < -23.0  # about -27 for random play
+
+
+def test_cn_rule_judge_finds_the_expert_more_often_than_chance(cn_dataset, cn_env):
+    index = cn_dataset.segment_index(8)[::7]
+    obs, actions = cn_dataset.segments("obs", index, 8), cn_dataset.segments("actions", index, 8)
+    judged = np.array([cn_env.rule_judge(o, a) for o, a in zip(obs, actions)])
+    truth = cn_dataset.expert_mask[index[:, 0]].argmax(axis=1)
+    assert (judged == truth).mean() > 0.6
+
+
+def test_available_actions_and_transition_shapes(cn_env):
+    step = cn_env.reset([1, 2, 3, 4])
+    assert step.obs.shape == (4, 3, 18) and step.avail.shape == (4, 3, 5) and step.avail.all()
+    assert step.state.shape == (4, 54)
+    step = cn_env.step(RandomPolicy().act(step.obs, step.avail, np.random.default_rng(0)))
+    assert step.reward.shape == (4,) and step.reward.dtype == np.float32 and not step.done.any()
+
+
+def test_world_predators_team_and_protocols():
+    env = make("mpe/world")
+    assert env.spec.agents == 3 and env.spec.actions == 5 and env.spec.obs_dim == 28
+    returns = {p: collect(env, p, 40, seed=2).returns().mean() for p in ("balanced", "imbalanced", "random")}
+    assert returns["balanced"] > returns["imbalanced"] > returns["random"], returns
+    env.close()
+
+
+def test_generic_adapter_wraps_any_parallel_env_factory():
+    from mpe2 import simple_spread_v3
+
+    env = ParallelEnvAdapter("generic/spread", lambda: simple_spread_v3.parallel_env(N=2, max_cycles=10))
+    assert env.spec.agents == 2 and env.spec.episode_limit == 10 and env.spec.state_dim > 0
+    data = collect(env, "random", 6, seed=0)
+    assert data.obs.shape == (6, 10, 2, env.spec.obs_dim) and (data.lengths == 10).all()
+    assert np.isfinite(data.rewards).all() and (data.rewards != 0).any()
