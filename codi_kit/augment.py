@@ -22,6 +22,9 @@ class Augmenter(abc.ABC):
 
     needs_labels = True
 
+    def __init__(self, config):
+        self.config = config  # the plugin's frozen attrs Config
+
     @abc.abstractmethod
     def generate(self, request: AugmentRequest) -> Dataset:
         """Generated episodes only, same schema as ``request.dataset``; ``diagnostics`` (a dict

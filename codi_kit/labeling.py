@@ -34,6 +34,9 @@ class Labeler(abc.ABC):
 
     ground_truth = False
 
+    def __init__(self, config):
+        self.config = config  # the plugin's frozen attrs Config
+
     @abc.abstractmethod
     def answer(self, request: LabelRequest) -> Answers:
         """The best agent of each segment in ``request.segments``."""

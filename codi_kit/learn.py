@@ -18,6 +18,9 @@ class LearnRequest:
 
 
 class Learner(abc.ABC):
+    def __init__(self, config):
+        self.config = config  # the plugin's frozen attrs Config
+
     @abc.abstractmethod
     def fit(self, request: LearnRequest) -> Policy:
         """Train and return the policy; log losses with ``request.context.log_metrics``."""

@@ -14,9 +14,6 @@ class NoAugmentation(Augmenter):
     class Config:
         pass
 
-    def __init__(self, config: Config):
-        self.config = config
-
     def generate(self, request):
         return request.dataset.select(slice(0, 0))
 

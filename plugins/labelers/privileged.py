@@ -16,9 +16,6 @@ class PrivilegedLabeler(Labeler):
     class Config:
         pass
 
-    def __init__(self, config: Config):
-        self.config = config
-
     def answer(self, request):
         mask = request.dataset.expert_mask
         if mask is None:

@@ -32,9 +32,6 @@ class BehaviourCloning(Learner):
         validation_fraction: float = 0.1  # held-out episodes for early stopping
         validate_every: int = 250
 
-    def __init__(self, config: Config):
-        self.config = config
-
     def fit(self, request):
         config, context = self.config, request.context
         seed_everything(context.seed)
