@@ -9,12 +9,13 @@ from codi_kit.policy import Policy
 from codi_kit.rollout import rollout
 
 EVALUATION_STREAM = 2
+TRAINING_EVALUATION_STREAM = 3  # periodic evaluation during training never sees the final test episodes
 
 
 def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normalization: Normalization,
-             greedy: bool = True) -> dict:
+             greedy: bool = True, stream: int = EVALUATION_STREAM) -> dict:
     """Greedy (argmax over available actions) by default; ``greedy=False`` samples."""
-    episodes_data = rollout(env, lambda first, count: policy, episodes, seed, stream=EVALUATION_STREAM,
+    episodes_data = rollout(env, lambda first, count: policy, episodes, seed, stream=stream,
                             greedy=greedy, description="evaluate")
     returns = episodes_data.returns()
     normalized = normalization(returns)

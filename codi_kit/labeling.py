@@ -10,6 +10,7 @@ import numpy as np
 from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError
+from codi_kit.student import QualityStudent, StudentConfig, distill, soft_labels
 
 
 @attrs.frozen
@@ -19,6 +20,15 @@ class LabelRequest:
     horizon: int
     context: StageContext
     text_converter: object | None = None  # the env's converter, for teachers that read text
+
+    def prompts(self) -> list[str]:
+        """One prompt per asked segment, from the environment's text converter."""
+        if self.text_converter is None:
+            raise CodiKitError(f"env '{self.context.env.spec.name}' has no text converter; a plugin must register "
+                               "one under the env's name with register_text_converters")
+        obs = self.dataset.segments("obs", self.segments, self.horizon)
+        actions = self.dataset.segments("actions", self.segments, self.horizon)
+        return [self.text_converter.prompt(o, a) for o, a in zip(obs, actions)]
 
 
 @attrs.frozen
@@ -83,34 +93,48 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
 
 
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
-                  context: StageContext, text_converter=None) -> tuple[QualityLabels, dict]:
-    """Ask the teacher (on a seeded random subset, or everything for a ground-truth teacher)
-    and turn its answers into z for every segment."""
+                  context: StageContext, text_converter=None, student_config: StudentConfig | None = None
+                  ) -> tuple[QualityLabels, dict, QualityStudent | None]:
+    """Ask the teacher on a seeded random subset of segments, distil the student from its answers
+    and label every segment with the student's z. A ground-truth teacher is asked about every
+    segment and its one-hot answers are the labels (uniform z where it names no single agent)."""
     segments = dataset.segment_index(horizon)
     if not len(segments):
         raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
     if labeler.ground_truth:
         asked = np.arange(len(segments))
     else:
+        if not 0 < teacher_fraction <= 1:
+            raise CodiKitError(f"label.teacher_fraction={teacher_fraction}: must lie in (0, 1]")
         count = max(1, int(round(teacher_fraction * len(segments))))
         asked = np.sort(np.random.default_rng([context.seed, 11]).choice(len(segments), count, replace=False))
     answers = labeler.answer(LabelRequest(dataset, segments[asked], horizon, context, text_converter))
     teacher = np.full(len(segments), -1, np.int64)
     teacher[asked] = answers.best_agent
-    if not labeler.ground_truth and len(asked) < len(segments):
-        # Distilling a student from a subset is the labeling issue's GRU labeler; until it lands only
-        # a teacher that answers every segment can label a whole dataset.
-        raise CodiKitError("labeler answers a subset only and no student labeler is installed; "
-                           "use --labeler privileged or set label.teacher_fraction=1.0")
-    # a segment the teacher could not judge gets the uninformative uniform z
-    z = np.where((teacher >= 0)[:, None], np.eye(dataset.agents, dtype=np.float32)[np.maximum(teacher, 0)],
-                 np.float32(1.0 / dataset.agents))
     stats = {
         "segments": int(len(segments)),
+        "horizon": horizon,
         "teacher_asked": int(len(asked)),
+        "teacher_fraction": float(len(asked) / len(segments)),
         "teacher_answered": int((answers.best_agent >= 0).sum()),
-        "unlabelled_segments": int((teacher < 0).sum()),
+        "teacher_unanswered": int((answers.best_agent < 0).sum()),
         "teacher_accuracy": ground_truth_accuracy(dataset, segments[asked], answers.best_agent),
         **{f"teacher_{k}": v for k, v in answers.stats.items()},
     }
-    return QualityLabels(segments, z, teacher, horizon), stats
+    student = None
+    if labeler.ground_truth:
+        # a segment the teacher could not judge gets the uninformative uniform z
+        z = np.where((teacher >= 0)[:, None], np.eye(dataset.agents, dtype=np.float32)[np.maximum(teacher, 0)],
+                     np.float32(1.0 / dataset.agents))
+    else:
+        if stats["teacher_answered"] < 2:
+            raise CodiKitError(f"labeler answered {stats['teacher_answered']} of {len(asked)} segments: too few to "
+                               "distil a student (see its failures in the label stats)")
+        student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
+                                         context.seed, context.device)
+        z = soft_labels(student, dataset, segments, horizon, context.device)
+        unasked = np.setdiff1d(np.arange(len(segments)), asked)
+        stats.update(student_stats)
+        stats["student_accuracy"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
+        stats["student_accuracy_unasked"] = ground_truth_accuracy(dataset, segments[unasked], z.argmax(1)[unasked])
+    return QualityLabels(segments, z, teacher, horizon), stats, student

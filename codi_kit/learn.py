@@ -6,15 +6,18 @@ from pathlib import Path
 
 import attrs
 
+from codi_kit.collect import Normalization
 from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.policy import Policy
+from codi_kit.torch_policy import LogitsPolicy
 
 
 @attrs.frozen
 class LearnRequest:
     dataset: Dataset  # original + generated, provenance per episode
     context: StageContext
+    normalization: Normalization | None = None  # for periodic evaluation while training
 
 
 class Learner(abc.ABC):
@@ -25,10 +28,10 @@ class Learner(abc.ABC):
     def fit(self, request: LearnRequest) -> Policy:
         """Train and return the policy; log losses with ``request.context.log_metrics``."""
 
-    @abc.abstractmethod
     def save(self, policy: Policy, folder: Path) -> None:
-        """Write the policy into ``folder`` (the learn artifact)."""
+        """Write the policy into ``folder`` (the learn artifact); the default handles ``LogitsPolicy``."""
+        policy.save(folder)
 
-    @abc.abstractmethod
     def load(self, folder: Path, context: StageContext) -> Policy:
         """Read back what ``save`` wrote."""
+        return LogitsPolicy.load(folder, context.device)

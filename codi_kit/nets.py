@@ -38,3 +38,18 @@ class SharedAgentNetwork(nn.Module):
 
 def masked_logits(logits: torch.Tensor, avail: torch.Tensor) -> torch.Tensor:
     return logits.masked_fill(~avail, torch.finfo(logits.dtype).min)
+
+
+class StateMixer(nn.Module):
+    """Non-negative per-agent weights w_i(s) and a bias b(s) from the global state (OMIGA's mixer):
+    a team value is sum_i w_i(s) x_i + b(s), monotone in every agent's local value."""
+
+    def __init__(self, state_dim: int, agents: int, hidden: int = 64):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(state_dim, hidden), nn.ReLU())
+        self.weights = nn.Linear(hidden, agents)
+        self.bias = nn.Linear(hidden, 1)
+
+    def forward(self, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.embed(state)
+        return self.weights(hidden).abs(), self.bias(hidden)  # [B,N], [B,1]

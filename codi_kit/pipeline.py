@@ -7,6 +7,7 @@ from pathlib import Path
 
 import attrs
 import numpy as np
+import torch
 
 from codi_kit import plugins
 from codi_kit.artifacts import Artifact, RunDirectory
@@ -19,6 +20,7 @@ from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.evaluate import evaluate
 from codi_kit.labeling import QualityLabels, label_dataset
+from codi_kit.student import StudentConfig
 from codi_kit.learn import LearnRequest
 from codi_kit.torch_utils import resolve_device, seed_everything
 
@@ -99,27 +101,40 @@ class Pipeline:
             self._datasets[stage] = Dataset.load(self.artifacts[stage].folder / file)
         return self._datasets[stage]
 
-    def label(self) -> Artifact | None:
-        if "label" in self.artifacts:
+    def label(self, wanted: bool = False) -> Artifact | None:
+        """Labels for the augmenter; skipped when it needs none, unless ``wanted`` (``codi-kit label``)."""
+        if self.artifacts.get("label") is not None or ("label" in self.artifacts and not wanted):
             return self.artifacts["label"]
         augmenter_class = self.component("augmenter")[0].factory
-        if not getattr(augmenter_class, "needs_labels", True):
+        if not wanted and not getattr(augmenter_class, "needs_labels", True):
             self.artifacts["label"] = None
             return None
         collected = self.collect()
-        inputs = {"collect": collected.key, "label": self.config["label"], "labeler": self.identity("labeler")}
+        labeler_class = self.component("labeler")[0].factory
+        student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
+        inputs = {"collect": collected.key, "label": self.config["label"], "labeler": self.identity("labeler"),
+                  "student": student, "text_converter": self.config.get("text_converter", {})}
         with self.run.stage("label", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 labeler = self.build("labeler")
                 converter = self._text_converter()
-                labels, stats = label_dataset(labeler, self.dataset(), int(self.config["label"]["horizon"]),
-                                              float(self.config["label"]["teacher_fraction"]),
-                                              self.context(artifact.workdir), converter)
+                labels, stats, student = label_dataset(
+                    labeler, self.dataset(), int(self.config["label"]["horizon"]),
+                    float(self.config["label"]["teacher_fraction"]), self.context(artifact.workdir), converter,
+                    self.student_config())
                 labels.save(artifact.workdir / "labels.npz")
+                if student is not None:
+                    torch.save(student.state_dict(), artifact.workdir / "student.pt")
                 artifact.record["stats"] = stats
         self.artifacts["label"] = artifact
         return artifact
+
+    def student_config(self) -> StudentConfig:
+        try:
+            return StudentConfig(**self.config.get("student", {}))
+        except TypeError as error:
+            raise CodiKitError(f"[student] settings: {error}") from None
 
     def _text_converter(self):
         name = self.config["env"]["name"]
@@ -164,7 +179,7 @@ class Pipeline:
                 seed_everything(self.seed)
                 learner = self.build("learner")
                 data = self.training_data()
-                policy = learner.fit(LearnRequest(data, self.context(artifact.workdir)))
+                policy = learner.fit(LearnRequest(data, self.context(artifact.workdir), normalization_of(self.dataset())))
                 learner.save(policy, artifact.workdir)
                 artifact.record["training_episodes"] = data.episodes
         self.artifacts["learn"] = artifact
@@ -190,8 +205,8 @@ class Pipeline:
     def report(self) -> dict:
         from codi_kit.report import write_run_report
 
-        started = time.perf_counter()
         self.evaluate()
+        started = time.perf_counter()
         results = self.results()
         write_run_report(self.root, results, self.artifacts)
         results["timings"]["report"] = time.perf_counter() - started
@@ -202,7 +217,7 @@ class Pipeline:
         if stage not in STAGES:
             raise CodiKitError(f"unknown stage '{stage}'; stages: {', '.join(STAGES)}")
         write_json(self.root / "config.json", self.config)
-        return getattr(self, stage)()
+        return self.label(wanted=True) if stage == "label" else getattr(self, stage)()
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> dict:

@@ -10,7 +10,7 @@ from codi_kit.dataset import Dataset
 from conftest import inline_plugin
 
 TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=40", "--set", "evaluate.episodes=10",
-        "--set", "learner.steps=60", "--set", "learner.validate_every=20"]
+        "--set", "learner.steps=60", "--set", "learner.log_every=20"]
 RESULT_KEYS = {"env", "labeler", "augmenter", "learner", "seed", "profile", "return_mean", "return_std",
                "normalized_return", "R_lo", "R_hi", "dataset_episodes", "generated_episodes", "timings", "versions"}
 
@@ -133,7 +133,8 @@ def test_privileged_labels_match_the_expert(tmp_path, cn_dataset, cn_env):
 
     labeler = plugins.configure(plugins.lookup("labeler", "privileged"), {})
     context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
-    labels, stats = label_dataset(labeler, cn_dataset, 8, 0.1, context)
+    labels, stats, student = label_dataset(labeler, cn_dataset, 8, 0.1, context)
+    assert student is None
     assert stats["teacher_accuracy"] == 1.0 and stats["teacher_asked"] == stats["segments"]
     np.testing.assert_array_equal(labels.z.argmax(1), cn_dataset.expert_mask[labels.segments[:, 0]].argmax(1))
     labels.save(tmp_path / "labels.npz")

@@ -1,0 +1,81 @@
+"""Segment -> prompt for the MPE environments: per-agent timelines as in the paper's case study."""
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from codi_kit.prompts import answer_text, load_template, render
+from codi_kit_plugins.envs.mpe_cn import geometry
+
+ACTIONS = ["no-op", "move left", "move right", "move down", "move up"]
+
+CN_TEMPLATE = """You are judging a cooperative multi-agent task. In Cooperative Navigation, {agents} agents \
+move on a plane and must together cover {agents} landmarks: each landmark should have one agent on it, \
+and agents should not collide. A good agent heads steadily to a landmark that no other agent is \
+taking and stays there; a poor agent wanders.
+
+Below is a segment of {horizon} steps: for each agent, at every step, its action, its nearest landmark \
+and its distance to that landmark.
+
+{timelines}
+
+Which agent performs best in this segment? Choose one of {agent_list}. \
+End your answer with a line of the form "Best agent: Agent <number>"."""
+
+WORLD_TEMPLATE = """You are judging a cooperative predator-prey task. {agents} predators chase one prey \
+around obstacles and forests (inside a forest an agent can be hidden). A good predator closes in on \
+the prey steadily and catches it; a poor predator wanders.
+
+Below is a segment of {horizon} steps: for each predator, at every step, its action and its distance \
+to the prey (or that the prey is hidden from it).
+
+{timelines}
+
+Which predator performs best in this segment? Choose one of {agent_list}. \
+End your answer with a line of the form "Best agent: Agent <number>"."""
+
+
+@attrs.frozen
+class TextConfig:
+    template: str = ""  # path of a template file replacing the built-in one ({timelines} required)
+
+
+class CooperativeNavigationText:
+    Config = TextConfig
+
+    def __init__(self, config: TextConfig):
+        self.template = load_template(config.template, CN_TEMPLATE)
+
+    def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
+        horizon, agents = actions.shape
+        _, _, landmarks = geometry(obs, agents)  # [H,N,L,2]
+        distances = np.linalg.norm(landmarks, axis=-1)
+        nearest = distances.argmin(-1)
+        lines = []
+        for i in range(agents):
+            lines.append(f"{answer_text(i)}:")
+            lines += [f"t={t}: action={ACTIONS[actions[t, i]]}; nearest landmark id={nearest[t, i] + 1}; "
+                      f"distance to nearest landmark={distances[t, i, nearest[t, i]]:.3f}" for t in range(horizon)]
+        return render(self.template, agents, horizon, "\n".join(lines))
+
+
+class WorldText:
+    Config = TextConfig
+
+    def __init__(self, config: TextConfig):
+        from codi_kit_plugins.envs.mpe_world import Layout, World
+
+        defaults = World.Config()
+        self.layout = Layout(defaults.obstacles, defaults.food, defaults.forests)
+        self.template = load_template(config.template, WORLD_TEMPLATE)
+
+    def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
+        horizon, agents = actions.shape
+        distances = np.linalg.norm(obs[..., self.layout.prey], axis=-1)
+        lines = []
+        for i in range(agents):
+            lines.append(f"{answer_text(i)}:")
+            for t in range(horizon):
+                seen = "prey hidden" if distances[t, i] < 1e-9 else f"distance to prey={distances[t, i]:.3f}"
+                lines.append(f"t={t}: action={ACTIONS[actions[t, i]]}; {seen}")
+        return render(self.template, agents, horizon, "\n".join(lines))

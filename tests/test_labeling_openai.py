@@ -1,0 +1,163 @@
+"""The openai teacher against a real chat-completions server on 127.0.0.1, through the official client."""
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from codi_kit import plugins
+from codi_kit.context import StageContext
+from codi_kit.labeling import LabelRequest
+
+ROUTE = "/v1/chat/completions"
+
+
+def completion(text, prompt_tokens=100, completion_tokens=5):
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+    return Response(json.dumps(body), status=200, content_type="application/json")
+
+
+class FakeServer:
+    """Answers through ``reply(request_json, call_number)``; records requests and peak concurrency."""
+
+    def __init__(self, server, reply, delay=0.0):
+        self.server, self.reply, self.delay = server, reply, delay
+        self.lock, self.active, self.peak, self.requests = threading.Lock(), 0, 0, []
+        server.expect_request(ROUTE, method="POST").respond_with_handler(self.handle)
+
+    def handle(self, request):
+        with self.lock:
+            self.active += 1
+            self.peak = max(self.peak, self.active)
+            self.requests.append(request.get_json())
+            number = len(self.requests)
+        try:
+            time.sleep(self.delay)
+            return self.reply(request.get_json(), number)
+        finally:
+            with self.lock:
+                self.active -= 1
+
+
+@pytest.fixture
+def httpserver():
+    server = HTTPServer(host="127.0.0.1", threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+@pytest.fixture
+def ask(cn_dataset, cn_env, tmp_path):
+    converter = plugins.configure(plugins.lookup("text_converter", "mpe/cn"), {})
+
+    def run(server, count=8, **settings):
+        settings = {"base_url": server.url_for("/v1"), "backoff": 0.01, "cache_path": str(tmp_path / "cache.sqlite"),
+                    "api_key_env": "CODI_KIT_TEST_KEY", **settings}
+        teacher = plugins.configure(plugins.lookup("labeler", "openai"), settings)
+        segments = cn_dataset.segment_index(8)[:count]
+        context = StageContext(0, torch.device("cpu"), tmp_path / "label-x", cn_env)
+        return teacher.answer(LabelRequest(cn_dataset, segments, 8, context, converter))
+
+    return run
+
+
+def test_requests_overlap_up_to_the_concurrency_bound(httpserver, ask, monkeypatch):
+    monkeypatch.setenv("CODI_KIT_TEST_KEY", "sk-test-secret")
+    fake = FakeServer(httpserver, lambda body, n: completion("Best agent: Agent 2"), delay=0.3)
+    started = time.perf_counter()
+    answers = ask(httpserver, count=8, concurrency=4)
+    elapsed = time.perf_counter() - started
+    assert (answers.best_agent == 1).all()
+    assert fake.peak == 4 and elapsed < 8 * 0.3  # four at a time, not one after another
+    assert answers.stats["calls"] == 8 and answers.stats["prompt_tokens"] == 800
+    assert "Agent 1:" in fake.requests[0]["messages"][0]["content"]
+
+
+def test_rate_limits_and_server_errors_are_retried(httpserver, ask):
+    def reply(body, number):
+        if number <= 4:
+            return Response(json.dumps({"error": {"message": "slow down"}}), status=429 if number % 2 else 500,
+                            content_type="application/json")
+        return completion('{"best_agent": 3}')
+
+    FakeServer(httpserver, reply)
+    answers = ask(httpserver, count=3, concurrency=1)
+    assert (answers.best_agent == 2).all()
+    assert answers.stats["retries"] == 4 and answers.stats["failures"] == 0
+
+
+def test_malformed_answers_are_reasked_then_left_unlabelled(httpserver, ask):
+    FakeServer(httpserver, lambda body, n: completion("Hmm, all agents look similar."))
+    answers = ask(httpserver, count=4, concurrency=2, parse_retries=2)
+    assert (answers.best_agent == -1).all()  # never a made-up label
+    assert answers.stats["unparsed"] == 4 and answers.stats["calls"] == 4 * 3
+
+
+def test_a_reminder_of_the_format_recovers_a_free_text_answer(httpserver, ask):
+    def reply(body, number):
+        return completion("agent_1" if len(body["messages"]) == 3 else "Agent one looks steady, I think.")
+
+    fake = FakeServer(httpserver, reply)
+    answers = ask(httpserver, count=3, concurrency=1)
+    assert (answers.best_agent == 0).all() and answers.stats["unparsed"] == 0
+    assert len(fake.requests) == 6 and fake.requests[1]["messages"][2]["content"].startswith("Reply with exactly")
+
+
+def test_a_second_run_sends_no_requests(httpserver, ask):
+    fake = FakeServer(httpserver, lambda body, n: completion("Best agent: Agent 3"))
+    first = ask(httpserver, count=5)
+    assert len(fake.requests) == 5 and first.stats["cache_hits"] == 0
+    second = ask(httpserver, count=5)
+    assert len(fake.requests) == 5 and second.stats["cache_hits"] == 5 and second.stats["calls"] == 0
+    np.testing.assert_array_equal(first.best_agent, second.best_agent)
+
+
+def test_unreachable_server_leaves_segments_unlabelled(ask):
+    class Nowhere:
+        @staticmethod
+        def url_for(path):
+            return "http://127.0.0.1:9" + path  # discard port: connection refused
+
+    answers = ask(Nowhere, count=2, max_retries=1)
+    assert (answers.best_agent == -1).all() and answers.stats["failures"] == 2
+
+
+def test_missing_key_for_the_official_endpoint_is_a_clear_error(ask, monkeypatch):
+    from codi_kit.errors import CodiKitError
+
+    monkeypatch.delenv("CODI_KIT_TEST_KEY", raising=False)
+
+    class Official:
+        @staticmethod
+        def url_for(path):
+            return ""
+
+    with pytest.raises(CodiKitError, match="CODI_KIT_TEST_KEY is not set"):
+        ask(Official, count=1)
+
+
+def test_label_stage_through_the_cli_distils_a_student_and_keeps_the_key_out(httpserver, tmp_path, runner, monkeypatch):
+    from codi_kit.cli import main
+
+    monkeypatch.setenv("CODI_KIT_TEST_KEY", "sk-test-secret-value")
+    FakeServer(httpserver, lambda body, n: completion("Best agent: Agent 1"))
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["label", "--labeler", "openai", "--out", str(out), "--profile", "smoke", "--quiet",
+                                  "--set", "collect.episodes=20", "--set", f"labeler.base_url=\"{httpserver.url_for('/v1')}\"",
+                                  "--set", "labeler.api_key_env=\"CODI_KIT_TEST_KEY\"", "--set", "student.steps=20"])
+    assert result.exit_code == 0, result.output
+    meta = json.loads(next(out.glob("label-*/meta.json")).read_text())
+    assert meta["stats"]["teacher_calls"] == meta["stats"]["teacher_asked"] > 0
+    assert meta["stats"]["student_trained_on"] > 0
+    for file in out.rglob("*"):
+        if file.is_file():
+            assert b"sk-test-secret-value" not in file.read_bytes(), file

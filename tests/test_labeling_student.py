@@ -1,0 +1,49 @@
+"""Rule teacher on 10% of segments, GRU student distilled from it, z for every segment."""
+import numpy as np
+import pytest
+import torch
+
+from codi_kit import plugins
+from codi_kit.collect import collect
+from codi_kit.context import StageContext
+from codi_kit.labeling import label_dataset
+from codi_kit.student import QualityStudent, StudentConfig
+
+
+@pytest.fixture(scope="module")
+def imbalanced_300(cn_env):
+    return collect(cn_env, "imbalanced", 300, seed=4)
+
+
+def test_student_from_rule_teacher_beats_085_against_ground_truth(imbalanced_300, cn_env, tmp_path):
+    teacher = plugins.configure(plugins.lookup("labeler", "rule"), {})
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    labels, stats, student = label_dataset(teacher, imbalanced_300, 8, 0.1, context,
+                                           student_config=StudentConfig(steps=400, evaluate_every=50))
+    assert stats["teacher_asked"] == round(0.1 * stats["segments"])  # never more than asked
+    assert (labels.teacher_answers >= 0).sum() == stats["teacher_asked"]
+    assert stats["teacher_accuracy"] > 0.8
+    assert stats["student_accuracy"] >= 0.85, stats
+    assert stats["student_holdout_accuracy"] is not None
+    np.testing.assert_allclose(labels.z.sum(1), 1.0, rtol=1e-5)
+    assert labels.z.shape == (stats["segments"], 3) and isinstance(student, QualityStudent)
+
+
+def test_student_is_permutation_equivariant_over_agents():
+    torch.manual_seed(0)
+    student = QualityStudent(obs_dim=6, actions=5, hidden=8)
+    obs, actions = torch.randn(4, 5, 3, 6), torch.randint(0, 5, (4, 5, 3))
+    order = torch.tensor([2, 0, 1])
+    torch.testing.assert_close(student(obs[:, :, order], actions[:, :, order]), student(obs, actions)[:, order])
+
+
+def test_teacher_subset_is_seeded_and_bounded(imbalanced_300, cn_env, tmp_path):
+    teacher = plugins.configure(plugins.lookup("labeler", "rule"), {})
+    asked = []
+    for _ in range(2):
+        context = StageContext(3, torch.device("cpu"), tmp_path, cn_env)
+        labels, stats, _ = label_dataset(teacher, imbalanced_300, 8, 0.05, context,
+                                         student_config=StudentConfig(steps=5))
+        asked.append(np.flatnonzero(labels.teacher_answers >= 0))
+    np.testing.assert_array_equal(asked[0], asked[1])
+    assert len(asked[0]) == round(0.05 * stats["segments"])
