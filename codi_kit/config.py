@@ -23,7 +23,7 @@ DEFAULTS = {
 
 # Pipeline-level sizes per profile; plugins add their own per-profile values (class PROFILES).
 PROFILES = {
-    "smoke": {"collect": {"episodes": 200}, "evaluate": {"episodes": 50}},
+    "smoke": {"collect": {"episodes": 200}, "evaluate": {"episodes": 50}, "student": {"steps": 100, "evaluate_every": 50}},
     "quick": {"collect": {"episodes": 2000}, "evaluate": {"episodes": 200}},
     "paper": {"collect": {"episodes": 20000}, "evaluate": {"episodes": 1000}},  # paper section 4.1: 20k
 }

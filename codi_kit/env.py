@@ -61,5 +61,14 @@ class EnvAdapter(abc.ABC):
         """Optional: an env-specific score of final observations ``[B,N,O]`` (higher is better)."""
         return None
 
+    def goal_distance(self, obs: np.ndarray) -> np.ndarray | None:
+        """Optional: each agent's distance to its goal, [..., N] from obs [..., N, O] (CN: nearest
+        landmark). Used by the diffusion probe "does the agent conditioned as good approach it"."""
+        return None
+
+    def speed(self, obs: np.ndarray) -> np.ndarray | None:
+        """Optional: each agent's speed, [..., N] from obs [..., N, O]."""
+        return None
+
     def close(self) -> None:
         """Release simulator resources."""

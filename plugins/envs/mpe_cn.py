@@ -77,6 +77,12 @@ class CooperativeNavigation(ParallelEnvAdapter):
         _, _, landmarks = geometry(obs, self.config.agents)
         return np.linalg.norm(landmarks, axis=-1).min(axis=-1)
 
+    def goal_distance(self, obs):
+        return self.landmark_distances(obs)
+
+    def speed(self, obs):
+        return np.linalg.norm(obs[..., 0:2], axis=-1)
+
     def rule_judge(self, obs, actions):
         """The agent that closed in most on its nearest landmark and ends nearest to one:
         argmax of (distance shrunk over the segment) - 2 x (final distance). Measured on 2000

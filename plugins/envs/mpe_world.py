@@ -104,6 +104,9 @@ class World(ParallelEnvAdapter):
         progress = np.nan_to_num(distance[0] - distance[-1], nan=-np.inf)
         return int(progress.argmax())
 
+    def speed(self, obs):
+        return np.linalg.norm(obs[..., 0:2], axis=-1)
+
     def quality_score(self, obs):
         """Minus the mean predator-prey distance at the final step (visible prey only)."""
         distance = np.linalg.norm(obs[..., self.layout.prey], axis=-1)

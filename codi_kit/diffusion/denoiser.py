@@ -1,0 +1,109 @@
+"""Temporal U-Net over segments of joint observations, one stream per agent (agents folded into
+the batch, MADiff-style) with attention across agents. Each stream is conditioned on the
+diffusion step, the return-to-go and its own agent's quality label with a mask bit, so
+"unconditional", "label masked" and "agent i is good" are all inputs the network has seen."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def step_embedding(k: torch.Tensor, dim: int) -> torch.Tensor:
+    half = dim // 2
+    frequencies = torch.exp(-math.log(10000) * torch.arange(half, device=k.device) / half)
+    angles = k.float()[:, None] * frequencies[None]
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ResidualBlock(nn.Module):
+    """Two 1-D convolutions over time with FiLM conditioning (scale and shift per channel)."""
+
+    def __init__(self, channels_in: int, channels_out: int, condition: int, kernel: int = 5):
+        super().__init__()
+        groups = 8 if channels_out % 8 == 0 else 1
+        self.first = nn.Sequential(nn.Conv1d(channels_in, channels_out, kernel, padding=kernel // 2),
+                                   nn.GroupNorm(groups, channels_out), nn.Mish())
+        self.second = nn.Sequential(nn.Conv1d(channels_out, channels_out, kernel, padding=kernel // 2),
+                                    nn.GroupNorm(groups, channels_out), nn.Mish())
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(condition, 2 * channels_out))
+        self.skip = nn.Conv1d(channels_in, channels_out, 1) if channels_in != channels_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(condition).unsqueeze(-1).chunk(2, dim=1)
+        hidden = self.first(x) * (1 + scale) + shift
+        return self.second(hidden) + self.skip(x)
+
+
+class AgentAttention(nn.Module):
+    """Self-attention across the agents' streams at every time position."""
+
+    def __init__(self, channels: int, agents: int, heads: int = 4):
+        super().__init__()
+        self.agents = agents
+        self.norm = nn.LayerNorm(channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B*N, C, H]
+        batch_agents, channels, horizon = x.shape
+        batch = batch_agents // self.agents
+        tokens = x.view(batch, self.agents, channels, horizon).permute(0, 3, 1, 2).reshape(batch * horizon, self.agents, channels)
+        normed = self.norm(tokens)
+        mixed, _ = self.attention(normed, normed, normed, need_weights=False)
+        tokens = tokens + mixed
+        return tokens.view(batch, horizon, self.agents, channels).permute(0, 2, 3, 1).reshape(batch_agents, channels, horizon)
+
+
+class AgentUnet(nn.Module):
+    """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D]."""
+
+    def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8):
+        super().__init__()
+        if width < feature_dim:
+            # measured: a U-Net narrower than its input produced unusable samples (quality issue)
+            raise ValueError(f"denoiser width {width} must be at least the feature size {feature_dim}")
+        self.agents, self.horizon = agents, horizon
+        condition = width
+        self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.Mish(), nn.Linear(2 * width, condition))
+        self.return_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, condition))
+        self.label_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, condition))
+        self.agent_embedding = nn.Embedding(agents, condition)
+        wide = 2 * width
+        self.down = nn.ModuleList([ResidualBlock(feature_dim, width, condition), ResidualBlock(width, width, condition)])
+        self.downsample = nn.Conv1d(width, width, 3, stride=2, padding=1)
+        self.middle = nn.ModuleList([ResidualBlock(width, wide, condition), ResidualBlock(wide, wide, condition)])
+        self.middle_attention = AgentAttention(wide, agents)
+        self.upsample = nn.ConvTranspose1d(wide, wide, 4, stride=2, padding=1)
+        self.up = nn.ModuleList([ResidualBlock(wide + width, width, condition), ResidualBlock(width, width, condition)])
+        self.up_attention = AgentAttention(width, agents)  # decoder-side cross-agent attention (MADiff)
+        self.out = nn.Conv1d(width, feature_dim, 1)
+
+    def condition(self, k, return_to_go, return_mask, labels, label_mask) -> torch.Tensor:
+        """[B*N, C]: step + return-to-go (masked) for the whole team, plus agent i's own label."""
+        batch = k.shape[0]
+        team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
+        team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
+        own = self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))  # [B,N,C]
+        per_agent = team[:, None] + own + self.agent_embedding.weight[None]
+        return per_agent.reshape(batch * self.agents, -1)
+
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask):
+        batch, horizon, agents, features = x.shape
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask)
+        hidden = x.permute(0, 2, 3, 1).reshape(batch * agents, features, horizon)
+        for block in self.down:
+            hidden = block(hidden, condition)
+        skip = hidden
+        hidden = self.downsample(hidden)
+        for block in self.middle:
+            hidden = block(hidden, condition)
+        hidden = self.middle_attention(hidden)
+        hidden = self.upsample(hidden)[..., :horizon]
+        hidden = torch.cat([hidden, skip], dim=1)
+        for block in self.up:
+            hidden = block(hidden, condition)
+        hidden = self.up_attention(hidden)
+        out = self.out(hidden)
+        return out.view(batch, agents, features, horizon).permute(0, 3, 1, 2)

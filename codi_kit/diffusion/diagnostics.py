@@ -1,0 +1,78 @@
+"""Does the conditioning work, before anything downstream runs?
+
+- denoising loss with the correct labels against the same batch with labels shuffled;
+- a probe: from real initial observations, condition on "agent i is good" and measure how much
+  closer agent i gets to its goal than the other agents, against a real expert over the horizon;
+- behaviour of generated data next to the dataset's and an expert's (env quality score, speed,
+  no-op share of actions).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from codi_kit.diffusion.guidance import Conditions
+from codi_kit.diffusion.sample import sample_segments
+from codi_kit.diffusion.trainer import denoising_loss
+
+
+@torch.no_grad()
+def label_sensitivity(model, schedule, data, count: int, seed: int) -> dict | None:
+    """Mean denoising loss with correct labels vs the same noise with labels shuffled across the batch."""
+    if data.labels is None:
+        return None
+    rows = torch.as_tensor(np.random.default_rng([seed, 29]).choice(len(data.x), min(count, len(data.x)), replace=False),
+                           device=data.x.device)
+    agents = data.x.shape[2]
+    ones = torch.ones(len(rows), device=data.x.device)
+    losses = {}
+    for name, labels in (("correct", data.labels[rows]), ("shuffled", data.labels[rows][torch.randperm(len(rows))])):
+        generator = torch.Generator().manual_seed(seed)  # same noise and steps for both
+        conditions = (data.return_to_go[rows], ones, labels, torch.ones(len(rows), agents, device=data.x.device))
+        losses[name] = float(np.mean([denoising_loss(model, schedule, data.x[rows], conditions, generator).item()
+                                      for _ in range(4)]))
+    return {"loss_correct_labels": losses["correct"], "loss_shuffled_labels": losses["shuffled"],
+            "loss_gap": losses["shuffled"] - losses["correct"]}
+
+
+@torch.no_grad()
+def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_segments: np.ndarray | None,
+               count: int, seed: int) -> dict | None:
+    """Agent i's goal progress when conditioned "agent i is good", minus the other agents' progress."""
+    if not settings.use_labels or env.goal_distance(starts[:1]) is None:
+        return None
+    goal = env.goal_distance
+    rng = np.random.default_rng([seed, 31])
+    first = torch.as_tensor(starts[rng.choice(len(starts), count)], device=data.x.device)
+    agents = first.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    margins = []
+    for agent in range(agents):
+        mask = torch.zeros(1, count, agents, device=first.device)
+        mask[..., agent] = 1
+        conditions = Conditions(data.return_to_go.quantile(settings.target_return_quantile).expand(1, count),
+                                torch.ones(1, count, device=first.device), mask.clone(), mask,
+                                torch.full((1,), settings.guidance_weight, device=first.device))
+        segments = data.denormalise(sample_segments(model, schedule, first, settings.horizon, conditions,
+                                                    settings.sampling_steps, settings.eta, generator)).cpu().numpy()
+        distances = goal(segments)  # [B,H,N]
+        progress = distances[:, 0] - distances[:, -1]  # [B,N]
+        others = np.delete(progress, agent, axis=1).mean(1)
+        margins.append(float((progress[:, agent] - others).mean()))
+    result = {"probe_conditioned_margin": float(np.mean(margins)), "probe_margin_per_agent": margins}
+    if expert_segments is not None:
+        distances = goal(expert_segments[0])
+        progress = distances[:, 0] - distances[:, -1]
+        mask = expert_segments[1]
+        result["probe_expert_margin"] = float((progress[mask] .mean() - progress[~mask].mean()))
+    return result
+
+
+def behaviour(env, obs: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> dict:
+    """Quality score of final observations, mean speed and no-op share, for any set of episodes."""
+    final = obs[np.arange(len(lengths)), lengths - 1]
+    valid = np.arange(obs.shape[1])[None, :] < lengths[:, None]
+    speeds = env.speed(obs[valid]) if valid.any() else None
+    return {"quality_score": env.quality_score(final) if len(final) else None,
+            "mean_speed": float(speeds.mean()) if speeds is not None else None,
+            "noop_share": float((actions[valid] == 0).mean()) if valid.any() else None}

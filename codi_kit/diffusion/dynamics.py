@@ -1,0 +1,50 @@
+"""The auxiliary models of paper Eq. 9: inverse dynamics f_inv(o_t, o_t+1) -> a_t (per agent,
+cross-entropy over available actions), forward model f_fwd(o_t, a_t) -> o_t+1 and reward model
+r_fwd(o_t, a_t, o_t+1) -> r_t (joint, since agents interact)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from codi_kit.nets import SharedAgentNetwork, masked_logits, mlp
+
+
+class DynamicsModels(nn.Module):
+    """Works in normalised observation units (the diffusion target's)."""
+
+    def __init__(self, obs_dim: int, agents: int, actions: int, hidden: int = 256):
+        super().__init__()
+        self.agents, self.actions = agents, actions
+        self.inverse = SharedAgentNetwork(2 * obs_dim, agents, actions, hidden, 2)
+        joint = agents * obs_dim
+        self.forward_model = mlp(joint + agents * actions, hidden, 2, joint)
+        self.reward = mlp(2 * joint + agents * actions, hidden, 2, 1)
+
+    def action_logits(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        return self.inverse(torch.cat([obs, next_obs], dim=-1))
+
+    def predict_next(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        flat = obs.flatten(-2)
+        one_hot = F.one_hot(actions, self.actions).to(obs.dtype).flatten(-2)
+        return obs + self.forward_model(torch.cat([flat, one_hot], -1)).view_as(obs)  # residual: o + delta
+
+    def predict_reward(self, obs, actions, next_obs) -> torch.Tensor:
+        one_hot = F.one_hot(actions, self.actions).to(obs.dtype).flatten(-2)
+        return self.reward(torch.cat([obs.flatten(-2), one_hot, next_obs.flatten(-2)], -1)).squeeze(-1)
+
+    def loss(self, obs, actions, next_obs, rewards, avail, reward_scale: float) -> tuple[torch.Tensor, dict]:
+        """Eq. 9's three auxiliary terms (the inverse model's as cross-entropy for discrete actions)."""
+        logits = masked_logits(self.action_logits(obs, next_obs), avail)
+        inverse = F.cross_entropy(logits.flatten(0, -2), actions.flatten())
+        forward = F.mse_loss(self.predict_next(obs, actions), next_obs)
+        reward = F.mse_loss(self.predict_reward(obs, actions, next_obs), rewards / reward_scale)
+        return inverse + forward + reward, {"inverse_loss": inverse.detach(), "forward_loss": forward.detach(),
+                                            "reward_loss": reward.detach()}
+
+    @torch.no_grad()
+    def consistency_error(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per transition: mean |o_t+1 - f_fwd(o_t, f_inv(o_t, o_t+1))| and the imputed actions."""
+        actions = self.action_logits(obs, next_obs).argmax(-1)
+        error = (next_obs - self.predict_next(obs, actions)).abs().mean(dim=(-1, -2))
+        return error, actions

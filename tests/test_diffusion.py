@@ -1,0 +1,131 @@
+"""The diffusion core: guidance, label dropout, inpainting, stitching, and the CODI/MADiff plugins."""
+import json
+
+import attrs
+import numpy as np
+import pytest
+import torch
+
+from codi_kit import plugins
+from codi_kit.diffusion.denoiser import AgentUnet
+from codi_kit.diffusion.dynamics import DynamicsModels
+from codi_kit.diffusion.guidance import agent_conditions, guided_noise
+from codi_kit.diffusion.sample import sample_segments
+from codi_kit.diffusion.schedule import CosineSchedule
+from codi_kit.diffusion.settings import DiffusionSettings
+from codi_kit.diffusion.stitch import generate
+from codi_kit.diffusion.trainer import segment_data, training_conditions
+
+
+@pytest.fixture(scope="module")
+def unet():
+    torch.manual_seed(0)
+    return AgentUnet(feature_dim=18, agents=3, width=32, horizon=8).eval()
+
+
+def test_composed_guidance_in_one_pass_equals_n_plus_one_separate_passes(unet):
+    x, k = torch.randn(5, 8, 3, 18), torch.full((5,), 7)
+    rtg = torch.rand(5)
+    conditions = agent_conditions(rtg, 3, weight=1.5, compose=True, use_labels=True)
+    batched = guided_noise(unet, x, k, conditions)
+    zeros = torch.zeros(5, 3)
+    with torch.no_grad():
+        unconditional = unet(x, k, torch.zeros(5), torch.zeros(5), zeros, zeros)
+        expected = unconditional.clone()
+        for agent in range(3):  # Eq. 8: one pass per "agent i is good"
+            mask = torch.zeros(5, 3)
+            mask[:, agent] = 1
+            expected += 1.5 * (unet(x, k, rtg, torch.ones(5), mask, mask) - unconditional)
+    torch.testing.assert_close(batched, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_ablation_and_madiff_conditions():
+    rtg = torch.rand(4)
+    without_composition = agent_conditions(rtg, 3, 2.0, compose=False, use_labels=True)
+    assert without_composition.count == 1 and (without_composition.labels == 1).all()
+    assert (without_composition.label_mask == 1).all()  # plain CFG on z = 1_n
+    madiff = agent_conditions(rtg, 3, 1.2, compose=False, use_labels=False)
+    assert madiff.count == 1 and (madiff.label_mask == 0).all() and (madiff.return_mask == 1).all()
+    composed = agent_conditions(rtg, 3, 1.0, compose=True, use_labels=True)
+    assert composed.count == 3 and torch.equal(composed.label_mask[:, 0], torch.eye(3))
+
+
+def test_label_dropout_masks_each_dimension_at_the_set_rate(cn_dataset):
+    index = cn_dataset.segment_index(8)
+    labels = np.eye(3, dtype=np.float32)[cn_dataset.expert_mask[index[:, 0]].argmax(1)]
+    data = segment_data(cn_dataset, 8, index, labels, torch.device("cpu"))
+    settings = DiffusionSettings(label_dropout=0.25, condition_dropout=0.0)
+    rows = torch.randint(0, len(index), (20000,))
+    _, return_mask, z, label_mask = training_conditions(data, rows, settings, torch.Generator().manual_seed(0))
+    assert return_mask.eq(1).all()
+    dropped = 1 - label_mask.mean(0)
+    assert torch.allclose(dropped, torch.full((3,), 0.25), atol=0.015)  # each dimension independently
+    assert abs(float((label_mask.sum(1) == 0).float().mean()) - 0.25 ** 3) < 0.01
+    everything = training_conditions(data, rows, attrs.evolve(settings, condition_dropout=0.1), torch.Generator().manual_seed(1))
+    assert abs(float((everything[1] == 0).float().mean()) - 0.1) < 0.01
+
+
+def test_first_observation_is_preserved_exactly(unet):
+    schedule = CosineSchedule(20)
+    first = torch.randn(4, 3, 18)
+    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    segments = sample_segments(unet, schedule, first, 8, conditions, 5, eta=1.0, generator=torch.Generator().manual_seed(0))
+    assert segments.shape == (4, 8, 3, 18)
+    assert torch.equal(segments[:, 0], first)
+
+
+def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(unet, cn_dataset):
+    index = cn_dataset.segment_index(8)
+    data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
+    torch.manual_seed(0)
+    dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
+    settings = DiffusionSettings(sampling_steps=3, generation_batch=4, use_labels=False, compose=False)
+    starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
+    trajectories, stats = generate(unet, dynamics, CosineSchedule(20), data, settings, starts, 5, 25, 0.0, 1e9, 0,
+                                   torch.device("cpu"))
+    assert len(trajectories) == 5 and stats.summary()["acceptance_rate"] == 1.0
+    for trajectory in trajectories:
+        obs = torch.stack(trajectory.obs)
+        assert len(obs) >= 26 and len(trajectory.actions) >= 25 and len(trajectory.rewards) >= 25
+        assert any(np.allclose(obs[0].numpy(), start) for start in starts)  # o_0 drawn from the dataset
+        imputed = torch.stack(trajectory.actions)
+        _, recomputed = dynamics.consistency_error(obs[:-1].unsqueeze(0), obs[1:].unsqueeze(0))
+        torch.testing.assert_close(imputed, recomputed[0][: len(imputed)])
+
+
+def test_failed_segments_are_resampled_then_restarted_then_given_up(unet, cn_dataset):
+    index = cn_dataset.segment_index(8)
+    data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
+    dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
+    settings = DiffusionSettings(sampling_steps=2, generation_batch=2, use_labels=False, compose=False,
+                                 max_resamples=2, max_restarts=1)
+    starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
+    trajectories, stats = generate(unet, dynamics, CosineSchedule(20), data, settings, starts, 2, 25, 0.0, -1.0, 0,
+                                   torch.device("cpu"))
+    assert trajectories == [] and stats.segments_accepted == 0
+    assert stats.resamples > 0 and stats.restarts > 0 and stats.abandoned > 0
+
+
+@pytest.mark.parametrize("augmenter,labeler,extra", [("codi", "rule", []), ("codi", "privileged", ["--set", "augmenter.compose=false"]),
+                                                     ("madiff", "rule", [])])
+def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augmenter, labeler, extra):
+    from codi_kit.cli import main
+
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["run", "--augmenter", augmenter, "--labeler", labeler, "--out", str(out), "--profile", "smoke",
+                                  "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=5",
+                                  "--set", "learner.steps=20", "--set", "augmenter.train_steps=10", "--set", "student.steps=10",
+                                  *extra])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["generated_episodes"] == 8
+    diagnostics = results["augment_diagnostics"]
+    assert diagnostics["generation"]["acceptance_rate"] == 1.0
+    assert {"quality_score", "mean_speed", "noop_share"} <= set(diagnostics["behaviour_generated"])
+    if augmenter == "codi":
+        assert results["labeler"] == labeler and diagnostics["label_sensitivity"] is not None
+        assert diagnostics["probe"]["probe_expert_margin"] > 0
+    else:
+        assert results["labeler"] is None and diagnostics["label_sensitivity"] is None
+    learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
+    assert learned["training_episodes"] == 30 + 8
