@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import attrs
 import torch
 from torch import nn
 
@@ -12,15 +13,22 @@ from codi_kit.policy import Policy
 from codi_kit.progress import progress_bar
 
 
+@attrs.frozen
+class LoopSettings:
+    """Settings every learner's ``Config`` inherits."""
+
+    steps: int = 10000
+    log_every: int = 250
+    evaluate_every: int = 0  # rollouts during training (0: only the final evaluation)
+    evaluate_episodes: int = 20
+
+
 def train_loop(
     request: LearnRequest,
-    steps: int,
+    settings: LoopSettings,
     update: Callable[[int], dict],
     policy: Callable[[], Policy],
     description: str,
-    log_every: int = 250,
-    evaluate_every: int = 0,
-    evaluate_episodes: int = 20,
     on_log: Callable[[int, dict], None] | None = None,
 ) -> None:
     """Run ``update(step)`` (returns a dict of scalar tensors) ``steps`` times. Every ``log_every``
@@ -28,6 +36,7 @@ def train_loop(
     every ``evaluate_every`` steps (0: never) the current policy is rolled out on episodes that the
     final evaluation never uses, and its normalised return is logged too."""
     context = request.context
+    steps, log_every, evaluate_every = settings.steps, settings.log_every, settings.evaluate_every
     with progress_bar(steps, description) as bar:
         for step in range(1, steps + 1):
             losses = update(step)
@@ -38,7 +47,7 @@ def train_loop(
             if on_log is not None:
                 on_log(step, record)
             if evaluate_every and request.normalization is not None and (step % evaluate_every == 0 or step == steps):
-                outcome = evaluate(context.env, policy(), evaluate_episodes, context.seed, request.normalization,
+                outcome = evaluate(context.env, policy(), settings.evaluate_episodes, context.seed, request.normalization,
                                    stream=TRAINING_EVALUATION_STREAM)
                 record["eval_return"] = outcome["return_mean"]
                 record["eval_normalized_return"] = outcome["normalized_return"]

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from codi_kit import plugins
 from codi_kit.diffusion.denoiser import AgentUnet
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import agent_conditions, guided_noise

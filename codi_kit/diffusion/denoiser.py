@@ -8,7 +8,6 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 
 def step_embedding(k: torch.Tensor, dim: int) -> torch.Tensor:

@@ -28,11 +28,16 @@ class CosineSchedule:
         return sorted({max(1, round(self.steps * (i + 1) / count)) for i in range(count)}, reverse=True)
 
     def ddim_step(self, x: torch.Tensor, epsilon: torch.Tensor, k: int, k_previous: int, eta: float,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
-        """One DDIM update from step k to k_previous (0 = data); eta=1 is DDPM-like (Eq. 2 / Eq. 10)."""
+                  generator: torch.Generator | None = None, clip: float = 4.0) -> torch.Tensor:
+        """One DDIM update from step k to k_previous (0 = data); eta=1 is DDPM-like (Eq. 2 / Eq. 10).
+
+        The implied x_0 is clipped to the normalised data range and the noise recomputed from it:
+        near k = K, alpha-bar is ~1e-7 and any error in eps is amplified ~2000-fold in x_0; left
+        unclipped it pushed samples off the data (measured: std 2.8 against 0.87)."""
         a = self.alpha_bar[k - 1]
         a_previous = self.alpha_bar[k_previous - 1] if k_previous > 0 else torch.ones((), device=x.device)
-        x0 = ((x - (1 - a).sqrt() * epsilon) / a.sqrt()).clamp(-10, 10)
+        x0 = ((x - (1 - a).sqrt() * epsilon) / a.sqrt()).clamp(-clip, clip)
+        epsilon = (x - a.sqrt() * x0) / (1 - a).sqrt()
         sigma = eta * ((1 - a_previous) / (1 - a) * (1 - a / a_previous)).clamp(min=0).sqrt()
         direction = (1 - a_previous - sigma ** 2).clamp(min=0).sqrt() * epsilon
         noise = torch.randn(x.shape, generator=generator, device="cpu").to(x.device) if eta > 0 else 0.0

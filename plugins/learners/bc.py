@@ -16,7 +16,7 @@ from codi_kit.nets import SharedAgentNetwork, masked_logits
 from codi_kit.replay import split_episodes, transitions
 from codi_kit.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import seed_everything
-from codi_kit.training import train_loop
+from codi_kit.training import LoopSettings, train_loop
 
 
 def top_episodes(returns: np.ndarray, fraction: float) -> np.ndarray:
@@ -31,16 +31,15 @@ class BehaviourCloning(Learner):
                 "paper": {"steps": 50000, "log_every": 1000, "evaluate_every": 10000}}
 
     @attrs.frozen
-    class Config:
+    class Config(LoopSettings):
+        steps: int = 5000
         hidden: int = 256  # the learners issue's calibration: 2 x 256 shared MLP
         layers: int = 2
         learning_rate: float = 1e-3
         batch_size: int = 512
-        steps: int = 5000
         top_fraction: float = 1.0  # share of episodes cloned, best by return first (50%BC: 0.5)
         validation_fraction: float = 0.1  # held-out episodes for early stopping
-        log_every: int = 250  # validation loss is measured at every log step
-        evaluate_every: int = 0  # rollouts during training (0: only the final evaluation)
+        # log_every: validation loss is measured at every log step
 
     def fit(self, request):
         config, context = self.config, request.context
@@ -78,8 +77,7 @@ class BehaviourCloning(Learner):
                 best.update(loss=record["validation_loss"], state=copy.deepcopy(network.state_dict()), step=step)
 
         policy = LogitsPolicy(network, context.device)
-        train_loop(request, config.steps, update, lambda: policy, "learn bc", config.log_every,
-                   config.evaluate_every, on_log=validate)
+        train_loop(request, config, update, lambda: policy, "learn bc", on_log=validate)
         network.load_state_dict(best["state"] if validation is not None else network.state_dict())
         context.log_metrics({"best_step": best["step"], "best_validation_loss": best["loss"],
                              "episodes_cloned": dataset.episodes})

@@ -24,7 +24,7 @@ from codi_kit.nets import SharedAgentNetwork, masked_logits
 from codi_kit.replay import transitions
 from codi_kit.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import seed_everything
-from codi_kit.training import clipped_step, train_loop
+from codi_kit.training import LoopSettings, clipped_step, train_loop
 
 
 def critic_input(state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -41,7 +41,7 @@ class OMAR(Learner):
                 "paper": {"steps": 100000, "log_every": 1000, "evaluate_every": 10000}}
 
     @attrs.frozen
-    class Config:
+    class Config(LoopSettings):
         omar_coefficient: float = 0.5  # OffPyMARL omar.yaml omar_coe (OMAR paper: 0.5 on MPE too)
         cql_alpha: float = 5.0  # OffPyMARL omar.yaml
         gamma: float = 0.99  # OffPyMARL default
@@ -51,10 +51,6 @@ class OMAR(Learner):
         hidden: int = 256  # OffPyMARL critic_hidden_dim
         target_update_interval: int = 200  # OffPyMARL omar.yaml: hard copy every 200 updates
         grad_norm_clip: float = 10.0  # OffPyMARL default grad_norm_clip
-        steps: int = 10000
-        log_every: int = 250
-        evaluate_every: int = 0
-        evaluate_episodes: int = 20
 
     def fit(self, request):
         config, context = self.config, request.context
@@ -106,8 +102,7 @@ class OMAR(Learner):
                     "policy_gradient_loss": policy_gradient_loss.detach(), "zeroth_order_loss": zeroth_order_loss.detach()}
 
         policy = LogitsPolicy(actor, context.device)
-        train_loop(request, config.steps, update, lambda: policy, "learn omar", config.log_every,
-                   config.evaluate_every, config.evaluate_episodes)
+        train_loop(request, config, update, lambda: policy, "learn omar")
         return policy
 
 

@@ -17,7 +17,7 @@ from codi_kit.nets import SharedAgentNetwork, StateMixer, masked_logits
 from codi_kit.replay import transitions
 from codi_kit.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import seed_everything
-from codi_kit.training import clipped_step, soft_update, train_loop
+from codi_kit.training import LoopSettings, clipped_step, soft_update, train_loop
 
 
 class OMIGA(Learner):
@@ -25,7 +25,7 @@ class OMIGA(Learner):
                 "paper": {"steps": 100000, "log_every": 1000, "evaluate_every": 10000}}
 
     @attrs.frozen
-    class Config:
+    class Config(LoopSettings):
         alpha: float = 10.0  # OMIGA code (trainer_omiga.py)
         gamma: float = 0.99  # OMIGA code
         tau: float = 0.005  # OMIGA code: soft target update every step
@@ -35,10 +35,6 @@ class OMIGA(Learner):
         mixer_hidden: int = 64  # OMIGA SMAC script: hyper_hidden_dim
         grad_norm_clip: float = 1.0  # OMIGA code
         z_clip: float = 10.0  # OMIGA code clamps z to [-10, 10]
-        steps: int = 10000
-        log_every: int = 250
-        evaluate_every: int = 0
-        evaluate_episodes: int = 20
 
     def fit(self, request):
         config, context = self.config, request.context
@@ -93,8 +89,7 @@ class OMIGA(Learner):
             return {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "actor_loss": actor_loss.detach()}
 
         policy = LogitsPolicy(actor, context.device)
-        train_loop(request, config.steps, update, lambda: policy, "learn omiga", config.log_every,
-                   config.evaluate_every, config.evaluate_episodes)
+        train_loop(request, config, update, lambda: policy, "learn omiga")
         return policy
 
 
