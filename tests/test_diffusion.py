@@ -103,6 +103,7 @@ def test_failed_segments_are_resampled_then_restarted_then_given_up(unet, cn_dat
                                    torch.device("cpu"))
     assert trajectories == [] and stats.segments_accepted == 0
     assert stats.resamples > 0 and stats.restarts > 0 and stats.abandoned > 0
+    assert stats.stopped_early  # two full rounds with nothing accepted: no more time is burnt
 
 
 @pytest.mark.parametrize("augmenter,labeler,extra", [("codi", "rule", []), ("codi", "privileged", ["--set", "augmenter.compose=false"]),

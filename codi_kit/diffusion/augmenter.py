@@ -70,6 +70,9 @@ class DiffusionAugmenter(Augmenter):
         trajectories, stats = generate(model, dynamics, schedule, data, settings, starts, episodes, length, target,
                                        threshold, context.seed, context.device)
         timings["generate"] = time.perf_counter() - started
+        if stats.stopped_early:
+            say(f"[yellow]generation stopped early: no sampled segment passed the consistency check "
+                f"(delta {threshold:.3g}); the denoiser needs more training (augmenter.train_steps)[/yellow]")
         generated = self._as_dataset(trajectories, data, length, dataset, context.env.spec.actions)
         expert_balanced = collect(context.env, "balanced", 64, context.seed, stream=6, description="expert reference")
         self.diagnostics.update({

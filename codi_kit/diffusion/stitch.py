@@ -29,6 +29,7 @@ class GenerationStats:
     resamples: int = 0
     restarts: int = 0
     abandoned: int = 0
+    stopped_early: bool = False  # nothing passed the check in the first rounds: generation gave up
 
     def summary(self) -> dict:
         return {"acceptance_rate": self.segments_accepted / max(self.segments_sampled, 1),
@@ -56,6 +57,11 @@ def generate(model, dynamics, schedule, data, settings, starts: np.ndarray, epis
             while batch:
                 batch = _extend(batch, model, dynamics, schedule, data, settings, agents, threshold, stats,
                                 generator, fresh)
+                if stats.segments_accepted == 0 and stats.segments_sampled >= 2 * (settings.max_resamples + 1) * settings.generation_batch:
+                    # two full rounds of attempts without a single consistent segment: more sampling
+                    # only burns time (measured: 49k samples, 11 minutes, nothing accepted)
+                    stats.stopped_early = True
+                    return done, stats
                 finished = [t for t in batch if len(t.actions) >= need_segments * (settings.horizon - 1)]
                 for trajectory in finished:
                     if len(done) < episodes:
