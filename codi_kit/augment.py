@@ -5,7 +5,7 @@ import abc
 
 import attrs
 
-from codi_kit.context import StageContext
+from codi_kit.context import NoSettings, StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.labeling import QualityLabels
 
@@ -22,8 +22,10 @@ class Augmenter(abc.ABC):
 
     needs_labels = True
 
+    Config = NoSettings  # subclasses with settings define their own frozen attrs Config
+
     def __init__(self, config):
-        self.config = config  # the plugin's frozen attrs Config
+        self.config = config
 
     @abc.abstractmethod
     def generate(self, request: AugmentRequest) -> Dataset:

@@ -51,17 +51,21 @@ class Normalization:
         return (np.asarray(returns) - self.R_lo) / (self.R_hi - self.R_lo)
 
 
-def collect_with_references(env: EnvAdapter, protocol: str, episodes: int, seed: int) -> Dataset:
-    """Collect the dataset, then measure R_hi with the balanced expert on as many episodes
-    (other seeds), and record both references in the dataset's metadata."""
-    dataset = collect(env, protocol, episodes, seed)
-    if protocol == "balanced":
+def add_references(env: EnvAdapter, dataset: Dataset, seed: int) -> Dataset:
+    """Record R_lo (the dataset's mean return) and R_hi (the balanced expert's, measured on as many
+    episodes with other seeds) in the dataset's metadata."""
+    if dataset.meta.get("protocol") == "balanced":
         high = float(dataset.returns().mean())
     else:
-        high = float(collect(env, "balanced", episodes, seed, stream=EXPERT_STREAM,
+        high = float(collect(env, "balanced", dataset.episodes, seed, stream=EXPERT_STREAM,
                              description="expert reference (R_hi)").returns().mean())
-    dataset.meta["normalization"] = attrs.asdict(Normalization(float(dataset.returns().mean()), high, episodes))
+    dataset.meta["normalization"] = attrs.asdict(Normalization(float(dataset.returns().mean()), high, dataset.episodes))
     return dataset
+
+
+def collect_with_references(env: EnvAdapter, protocol: str, episodes: int, seed: int) -> Dataset:
+    """Collect the dataset and record its normalisation references."""
+    return add_references(env, collect(env, protocol, episodes, seed), seed)
 
 
 def normalization_of(dataset: Dataset) -> Normalization:

@@ -11,6 +11,11 @@ from codi_kit.env import EnvAdapter
 
 
 @attrs.frozen
+class NoSettings:
+    """The ``Config`` of a component without settings (the base classes' default)."""
+
+
+@attrs.frozen
 class StageContext:
     seed: int
     device: torch.device

@@ -7,7 +7,7 @@ import abc
 import attrs
 import numpy as np
 
-from codi_kit.context import StageContext
+from codi_kit.context import NoSettings, StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError
 from codi_kit.student import QualityStudent, StudentConfig, distill, soft_labels
@@ -44,8 +44,10 @@ class Labeler(abc.ABC):
 
     ground_truth = False
 
+    Config = NoSettings  # subclasses with settings define their own frozen attrs Config
+
     def __init__(self, config):
-        self.config = config  # the plugin's frozen attrs Config
+        self.config = config
 
     @abc.abstractmethod
     def answer(self, request: LabelRequest) -> Answers:

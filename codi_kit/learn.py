@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 
 from codi_kit.collect import Normalization
-from codi_kit.context import StageContext
+from codi_kit.context import NoSettings, StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.policy import Policy
 from codi_kit.torch_policy import LogitsPolicy
@@ -21,8 +21,10 @@ class LearnRequest:
 
 
 class Learner(abc.ABC):
+    Config = NoSettings  # subclasses with settings define their own frozen attrs Config
+
     def __init__(self, config):
-        self.config = config  # the plugin's frozen attrs Config
+        self.config = config
 
     @abc.abstractmethod
     def fit(self, request: LearnRequest) -> Policy:

@@ -13,7 +13,7 @@ from codi_kit import plugins
 from codi_kit.artifacts import Artifact, RunDirectory
 from codi_kit.atomic import write_json
 from codi_kit.augment import AugmentRequest
-from codi_kit.collect import Normalization, collect, collect_with_references, normalization_of
+from codi_kit.collect import add_references, collect_with_references, normalization_of
 from codi_kit.config import plugin_settings
 from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset
@@ -25,7 +25,6 @@ from codi_kit.learn import LearnRequest
 from codi_kit.torch_utils import resolve_device, seed_everything
 
 STAGES = ("collect", "label", "augment", "learn", "evaluate", "report")
-KINDS = {"env": "env", "labeler": "labeler", "augmenter": "augmenter", "learner": "learner"}
 
 
 class Pipeline:
@@ -42,7 +41,7 @@ class Pipeline:
     # -- components ----------------------------------------------------------------------------
     def component(self, section: str):
         """(registration, full settings) of the plugin named in ``[section]``."""
-        registration = plugins.lookup(KINDS[section], self.config[section]["name"])
+        registration = plugins.lookup(section, self.config[section]["name"])  # sections are named by kind
         settings = plugin_settings(self.config, section, registration)
         return registration, plugins.config_of(registration, settings), settings
 
@@ -89,10 +88,7 @@ class Pipeline:
             raise DatasetError(source, "obs", f"shape {dataset.obs.shape} does not fit env '{spec.name}' "
                                               f"({spec.agents} agents, observation size {spec.obs_dim})")
         if not dataset.meta.get("normalization"):
-            high = collect(self.env, "balanced", dataset.episodes, self.seed, stream=1,
-                           description="expert reference (R_hi)").returns().mean()
-            dataset.meta["normalization"] = attrs.asdict(
-                Normalization(float(dataset.returns().mean()), float(high), dataset.episodes))
+            add_references(self.env, dataset, self.seed)
         return dataset
 
     def dataset(self, stage: str = "collect") -> Dataset:

@@ -24,6 +24,9 @@ KIND_HOOKS = {
 }
 
 
+_DISTRIBUTIONS: dict[str, tuple[str, str]] = {}  # entry-point name -> (distribution, version)
+
+
 @attrs.frozen
 class Registration:
     kind: str
@@ -63,8 +66,6 @@ def plugin_manager() -> pluggy.PluginManager:
         raise PluginError(f"plugin '{error.plugin_name}' implements an unknown hook: {error}") from error
     return manager
 
-
-_DISTRIBUTIONS: dict[str, tuple[str, str]] = {}
 
 
 def registrations(kind: str | None = None) -> list[Registration]:

@@ -1,7 +1,6 @@
 """No augmentation: learners see the original dataset alone (the paper's Original column)."""
 from __future__ import annotations
 
-import attrs
 
 import codi_kit
 from codi_kit.augment import Augmenter
@@ -9,10 +8,6 @@ from codi_kit.augment import Augmenter
 
 class NoAugmentation(Augmenter):
     needs_labels = False
-
-    @attrs.frozen
-    class Config:
-        pass
 
     def generate(self, request):
         return request.dataset.select(slice(0, 0))

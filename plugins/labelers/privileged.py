@@ -1,7 +1,6 @@
 """Ground-truth labels from the imbalance protocol's ``expert_mask`` (the paper's CODI w Pri.)."""
 from __future__ import annotations
 
-import attrs
 import numpy as np
 
 import codi_kit
@@ -11,10 +10,6 @@ from codi_kit.labeling import Answers, Labeler
 
 class PrivilegedLabeler(Labeler):
     ground_truth = True
-
-    @attrs.frozen
-    class Config:
-        pass
 
     def answer(self, request):
         mask = request.dataset.expert_mask

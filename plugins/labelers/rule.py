@@ -1,7 +1,6 @@
 """The environment's rule judge as teacher: the offline default of ``codi-kit run`` (no API key)."""
 from __future__ import annotations
 
-import attrs
 import numpy as np
 
 import codi_kit
@@ -11,10 +10,6 @@ from codi_kit.progress import progress_bar
 
 
 class RuleTeacher(Labeler):
-    @attrs.frozen
-    class Config:
-        pass
-
     def answer(self, request):
         env, dataset = request.context.env, request.dataset
         obs = dataset.segment_view("obs", request.horizon)
