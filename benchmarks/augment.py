@@ -93,7 +93,7 @@ def main(profile, seeds, learners, variants, overrides, root, name):
             for seed in map(int, seeds.split(",")):
                 config = build_config(profile, overrides=[f"collect.dataset={json.dumps(str(dataset))}", *extra, *overrides],
                                       **spec, **{"learner.name": learner, "seed": seed, "device": "cpu"})
-                pipeline = Pipeline(config, root / f"augment-{variant}-{learner}-s{seed}")
+                pipeline = Pipeline(config, root / f"augment-{variant}-s{seed}")  # learners share the augment stage
                 try:
                     results = pipeline.report()
                 finally:

@@ -66,6 +66,11 @@ class EnvAdapter(abc.ABC):
         landmark). Used by the diffusion probe "does the agent conditioned as good approach it"."""
         return None
 
+    def state_codec(self):
+        """Optional: a ``codi_kit.codec.StateCodec``, a compact per-agent state the diffusion
+        augmenters may generate instead of observations (``augmenter.target``); None: none."""
+        return None
+
     def speed(self, obs: np.ndarray) -> np.ndarray | None:
         """Optional: each agent's speed, [..., N] from obs [..., N, O]."""
         return None

@@ -73,6 +73,54 @@ def test_first_observation_is_preserved_exactly(unet):
     assert torch.equal(segments[:, 0], first)
 
 
+def test_held_features_keep_their_first_value_at_every_step(unet):
+    first = torch.randn(4, 3, 18)
+    held = torch.zeros(18, dtype=torch.bool)
+    held[4:10] = True
+    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    segments = sample_segments(unet, CosineSchedule(20), first, 8, conditions, 5, eta=1.0,
+                               generator=torch.Generator().manual_seed(0), held=held)
+    assert torch.equal(segments[:, 0], first)
+    assert torch.equal(segments[..., held], first[:, None, :, held].expand(-1, 8, -1, -1))
+    assert not torch.equal(segments[:, 1:, :, ~held], first[:, None, :, ~held].expand(-1, 7, -1, -1))
+
+
+def test_denoising_loss_ignores_held_features(cn_dataset):
+    from codi_kit.diffusion.trainer import denoising_loss
+
+    model = AgentUnet(feature_dim=10, agents=3, width=16, horizon=8)
+    x0 = torch.randn(6, 8, 3, 10)
+    held = torch.zeros(10, dtype=torch.bool)
+    held[4:] = True
+    conditions = (torch.rand(6), torch.ones(6), torch.zeros(6, 3), torch.zeros(6, 3))
+    loss = denoising_loss(model, CosineSchedule(20), x0, conditions, torch.Generator().manual_seed(0), held)
+    loss.backward()
+    assert model.out.weight.grad[4:].abs().sum() == 0 and model.out.weight.grad[:4].abs().sum() > 0
+
+
+@pytest.mark.parametrize("agents", [3, 5])
+def test_cn_state_codec_rebuilds_real_observations_exactly(agents):
+    from codi_kit.collect import collect
+    from codi_kit_plugins.envs.mpe_cn import CooperativeNavigation
+
+    env = CooperativeNavigation(CooperativeNavigation.Config(agents=agents))
+    dataset = collect(env, "imbalanced", 6, 0)
+    codec = env.state_codec()
+    states = codec.encode(dataset.obs)
+    assert states.shape[-1] == 4 + 2 * agents < dataset.obs.shape[-1]
+    np.testing.assert_allclose(codec.decode(states), dataset.obs, atol=1e-5)
+    held = states[..., list(codec.held)]  # landmarks: the same all episode long (padding is zeros)
+    np.testing.assert_allclose(held, held[:, :1] * dataset.step_mask()[..., None, None], atol=1e-5)
+
+
+def test_a_codec_that_does_not_rebuild_the_observations_is_refused(cn_dataset):
+    from codi_kit.codec import StateCodec
+
+    broken = StateCodec("lossy", lambda obs: obs[..., :4], lambda state: np.pad(state, [(0, 0)] * (state.ndim - 1) + [(0, 14)]))
+    with pytest.raises(ValueError, match="lossy"):
+        broken.check(cn_dataset.obs)
+
+
 def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(unet, cn_dataset):
     index = cn_dataset.segment_index(8)
     data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))

@@ -2,6 +2,7 @@
 generate and stitch, impute actions and rewards, report diagnostics."""
 from __future__ import annotations
 
+import math
 import time
 
 import attrs
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from codi_kit.augment import Augmenter
+from codi_kit.codec import StateCodec, identity_codec
 from codi_kit.collect import collect
 from codi_kit.dataset import Dataset
 from codi_kit.diffusion import diagnostics
@@ -39,15 +41,17 @@ class DiffusionAugmenter(Augmenter):
             index = dataset.segment_index(horizon)
         if horizon < 2 or not len(index):
             raise CodiKitError(f"augmenter horizon {horizon}: needs at least 2 steps and episodes that long")
-        data = segment_data(dataset, horizon, index, labels, context.device)
-        model, dynamics, schedule = train_models(dataset, data, settings, context, f"train {type(self).__name__}")
+        codec = self._codec(context.env, settings, dataset)
+        diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))  # what the models see
+        data = segment_data(diffused, horizon, index, labels, context.device, codec)
+        model, dynamics, schedule = train_models(diffused, data, settings, context, f"train {type(self).__name__}")
         timings["train"] = time.perf_counter() - started
 
         # delta: a high quantile of the consistency error on real transitions (section 3.3)
         real = data.x[torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))[:4096]]
         error, _ = dynamics.consistency_error(real[:, :-1], real[:, 1:])
         threshold = settings.consistency_threshold or float(error.max(dim=1).values.quantile(settings.consistency_quantile))
-        starts = data.normalise(torch.as_tensor(dataset.obs[:, 0], device=context.device)).cpu().numpy()
+        starts = data.normalise(torch.as_tensor(diffused.obs[:, 0], device=context.device)).cpu().numpy()
         target = float(np.quantile(dataset.return_to_go()[:, 0], settings.target_return_quantile)) / data.return_scale
 
         started = time.perf_counter()
@@ -56,7 +60,7 @@ class DiffusionAugmenter(Augmenter):
         reference = (expert.segments("obs", expert_index, horizon),
                      expert.expert_mask[expert_index[:, 0]])
         self.diagnostics = {
-            "consistency_threshold": threshold, "target_return": target * data.return_scale,
+            "target": codec.name, "consistency_threshold": threshold, "target_return": target * data.return_scale,
             "label_sensitivity": diagnostics.label_sensitivity(model, schedule, data, settings.diagnostics_segments, context.seed),
             "probe": diagnostics.goal_probe(model, schedule, data, settings, context.env, starts, reference,
                                             min(settings.diagnostics_segments, 128), context.seed),
@@ -67,25 +71,40 @@ class DiffusionAugmenter(Augmenter):
         started = time.perf_counter()
         episodes = settings.generated_episodes or dataset.episodes
         length = dataset.horizon
-        trajectories, stats = generate(model, dynamics, schedule, data, settings, starts, episodes, length, target,
+        sampled = math.ceil(episodes / settings.keep_fraction)
+        trajectories, stats = generate(model, dynamics, schedule, data, settings, starts, sampled, length, target,
                                        threshold, context.seed, context.device)
         timings["generate"] = time.perf_counter() - started
         if stats.stopped_early:
             say(f"[yellow]generation stopped early: no sampled segment passed the consistency check "
                 f"(delta {threshold:.3g}); the denoiser needs more training (augmenter.train_steps)[/yellow]")
-        generated = self._as_dataset(trajectories, data, length, dataset, context.env.spec.actions)
+        every = self._as_dataset(trajectories, data, length, dataset, context.env.spec.actions)
+        # keep the episodes with the highest imputed return (the reward model's, not the env's)
+        generated = every.select(np.sort(np.argsort(-every.returns(), kind="stable")[:episodes]))
         expert_balanced = collect(context.env, "balanced", 64, context.seed, stream=6, description="expert reference")
         self.diagnostics.update({
             "generation": stats.summary(), "generated_episodes": generated.episodes,
             "episodes_per_second": generated.episodes / max(timings["generate"], 1e-9),
             "imputed_return_mean": float(generated.returns().mean()) if generated.episodes else None,
             "behaviour_generated": diagnostics.behaviour(context.env, generated.obs, generated.actions, generated.lengths),
+            "behaviour_sampled": diagnostics.behaviour(context.env, every.obs, every.actions, every.lengths),
             "behaviour_dataset": diagnostics.behaviour(context.env, dataset.obs, dataset.actions, dataset.lengths),
             "behaviour_expert": diagnostics.behaviour(context.env, expert_balanced.obs, expert_balanced.actions,
                                                       expert_balanced.lengths),
             "seconds": timings,
         })
         return generated
+
+    @staticmethod
+    def _codec(env, settings: DiffusionSettings, dataset: Dataset) -> StateCodec:
+        codec = env.state_codec() if settings.target == "state" else None
+        if codec is None:
+            return identity_codec()
+        try:
+            codec.check(dataset.obs[: min(64, dataset.episodes)])
+        except ValueError as error:
+            raise CodiKitError(f"env {env.spec.name!r}: {error}; set augmenter.target=observations") from None
+        return codec
 
     @staticmethod
     def _as_dataset(trajectories, data, length, original: Dataset, actions_count: int) -> Dataset:
@@ -95,7 +114,7 @@ class DiffusionAugmenter(Augmenter):
         actions = np.zeros((episodes, length, agents), np.int64)
         rewards = np.zeros((episodes, length), np.float32)
         for e, trajectory in enumerate(trajectories):
-            obs[e] = data.denormalise(torch.stack(trajectory.obs[:length])).cpu().numpy()
+            obs[e] = data.observations(torch.stack(trajectory.obs[:length]))
             actions[e] = torch.stack(trajectory.actions[:length]).cpu().numpy()
             rewards[e] = np.asarray(trajectory.rewards[:length], np.float32)
         # every move is available in the generated data (the MPE case); an env with action masks

@@ -56,10 +56,12 @@ class AgentAttention(nn.Module):
 
 
 class AgentUnet(nn.Module):
-    """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D]."""
+    """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D], or the predicted
+    clean segment x_0 (``prediction="sample"``) or v (``"velocity"``)."""
 
-    def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8):
+    def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise"):
         super().__init__()
+        self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
         if width < feature_dim:
             # measured: a U-Net narrower than its input produced unusable samples (quality issue)
             raise ValueError(f"denoiser width {width} must be at least the feature size {feature_dim}")

@@ -29,7 +29,7 @@ def label_sensitivity(model, schedule, data, count: int, seed: int) -> dict | No
     for name, labels in (("correct", data.labels[rows]), ("shuffled", data.labels[rows][torch.randperm(len(rows))])):
         generator = torch.Generator().manual_seed(seed)  # same noise and steps for both
         conditions = (data.return_to_go[rows], ones, labels, torch.ones(len(rows), agents, device=data.x.device))
-        losses[name] = float(np.mean([denoising_loss(model, schedule, data.x[rows], conditions, generator).item()
+        losses[name] = float(np.mean([denoising_loss(model, schedule, data.x[rows], conditions, generator, data.held).item()
                                       for _ in range(4)]))
     return {"loss_correct_labels": losses["correct"], "loss_shuffled_labels": losses["shuffled"],
             "loss_gap": losses["shuffled"] - losses["correct"]}
@@ -39,7 +39,7 @@ def label_sensitivity(model, schedule, data, count: int, seed: int) -> dict | No
 def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_segments: np.ndarray | None,
                count: int, seed: int) -> dict | None:
     """Agent i's goal progress when conditioned "agent i is good", minus the other agents' progress."""
-    if not settings.use_labels or env.goal_distance(starts[:1]) is None:
+    if not settings.use_labels or env.goal_distance(data.observations(torch.as_tensor(starts[:1]))) is None:
         return None
     goal = env.goal_distance
     rng = np.random.default_rng([seed, 31])
@@ -53,8 +53,9 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
         conditions = Conditions(data.return_to_go.quantile(settings.target_return_quantile).expand(1, count),
                                 torch.ones(1, count, device=first.device), mask.clone(), mask,
                                 torch.full((1,), settings.guidance_weight, device=first.device))
-        segments = data.denormalise(sample_segments(model, schedule, first, settings.horizon, conditions,
-                                                    settings.sampling_steps, settings.eta, generator)).cpu().numpy()
+        segments = data.observations(sample_segments(model, schedule, first, settings.horizon, conditions,
+                                                     settings.sampling_steps, settings.eta, generator, data.held,
+                                                     settings.sampling_spacing))
         distances = goal(segments)  # [B,H,N]
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)

@@ -9,14 +9,24 @@ from codi_kit.diffusion.schedule import CosineSchedule
 
 @torch.no_grad()
 def sample_segments(model, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
-                    sampling_steps: int, eta: float, generator: torch.Generator) -> torch.Tensor:
-    """Segments [B,H,N,D] (normalised) starting exactly at ``first`` [B,N,D]."""
+                    sampling_steps: int, eta: float, generator: torch.Generator,
+                    held: torch.Tensor | None = None, spacing: str = "uniform") -> torch.Tensor:
+    """Segments [B,H,N,D] (normalised) starting exactly at ``first`` [B,N,D]; the ``held`` features
+    [D] (bool) keep their o_0 value at every step."""
     batch, agents, features = first.shape
     x = torch.randn((batch, horizon, agents, features), generator=generator).to(first.device)
-    x[:, 0] = first
-    steps = schedule.sampling_steps(sampling_steps)
-    for k, k_previous in zip(steps, steps[1:] + [0]):
-        epsilon = guided_noise(model, x, torch.full((batch,), k, device=first.device), conditions)
-        x = schedule.ddim_step(x, epsilon, k, k_previous, eta, generator)
+    hold = held is not None and bool(held.any())
+
+    def inpaint(x):
         x[:, 0] = first
+        if hold:
+            x[..., held] = first[:, None][..., held].expand(-1, horizon, -1, -1)
+        return x
+
+    x = inpaint(x)
+    steps = schedule.sampling_steps(sampling_steps, spacing)
+    for k, k_previous in zip(steps, steps[1:] + [0]):
+        output = guided_noise(model, x, torch.full((batch,), k, device=first.device), conditions)
+        epsilon = schedule.noise_from(model.prediction, x, k, output)
+        x = inpaint(schedule.ddim_step(x, epsilon, k, k_previous, eta, generator))
     return x

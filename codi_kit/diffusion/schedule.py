@@ -22,10 +22,33 @@ class CosineSchedule:
         a = self.alpha_bar[k - 1].view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
-    def sampling_steps(self, count: int) -> list[int]:
-        """``count`` steps from K down to 1, evenly spaced (DDIM's sub-sequence)."""
+    def target(self, prediction: str, x0: torch.Tensor, k: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """What the denoiser learns to output: the noise, the clean sample, or v = sqrt(a) eps - sqrt(1-a) x_0."""
+        if prediction == "noise":
+            return noise
+        if prediction == "sample":
+            return x0
+        a = self.alpha_bar[k - 1].view(-1, *([1] * (x0.dim() - 1)))
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+
+    def noise_from(self, prediction: str, x: torch.Tensor, k: int, output: torch.Tensor) -> torch.Tensor:
+        """The noise implied by the denoiser's output at step ``k`` (linear in the output, so guidance
+        composes outputs of any kind the same way)."""
+        a = self.alpha_bar[k - 1]
+        if prediction == "noise":
+            return output
+        if prediction == "sample":
+            return (x - a.sqrt() * output) / (1 - a).sqrt()
+        return (1 - a).sqrt() * x + a.sqrt() * output
+
+    def sampling_steps(self, count: int, spacing: str = "uniform") -> list[int]:
+        """``count`` steps from K down to 1 (DDIM's sub-sequence), evenly spaced or quadratically
+        (dense near the data, DDIM's "quad" skip): with uniform spacing the last jump is from k = K/count
+        to 0, whose noise is larger than one step of motion, so the final denoised segment is the
+        blurred mean of the motions that fit it."""
         count = min(count, self.steps)
-        return sorted({max(1, round(self.steps * (i + 1) / count)) for i in range(count)}, reverse=True)
+        power = 2 if spacing == "quadratic" else 1
+        return sorted({max(1, round(self.steps * ((i + 1) / count) ** power)) for i in range(count)}, reverse=True)
 
     def ddim_step(self, x: torch.Tensor, epsilon: torch.Tensor, k: int, k_previous: int, eta: float,
                   generator: torch.Generator | None = None, clip: float = 4.0) -> torch.Tensor:

@@ -8,9 +8,15 @@ import attrs
 class DiffusionSettings:
     use_labels: bool = True  # condition on quality labels z (CODI) or on return-to-go alone (MADiff)
     compose: bool = True  # compose per-agent conditions (Eq. 8); False = plain CFG on z = 1_n (CODI w/o Com.)
+    target: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))
+    # "state": the env's compact state codec when it offers one (else observations); "observations"
     horizon: int = 8  # segment length H (with labels it is the label stage's horizon)
+    prediction: str = attrs.field(default="velocity", validator=attrs.validators.in_(("noise", "sample", "velocity")))
+    # the denoiser predicts the noise (Eq. 1-2), the clean segment (Diffuser's predict_epsilon=False)
+    # or v = sqrt(a) eps - sqrt(1-a) x_0 (Salimans & Ho 2022)
     diffusion_steps: int = 100  # K
     sampling_steps: int = 20  # DDIM sub-sequence used to sample
+    sampling_spacing: str = attrs.field(default="quadratic", validator=attrs.validators.in_(("uniform", "quadratic")))
     eta: float = 1.0  # DDIM stochasticity: 1.0 ~ DDPM (Eq. 10); measured closer to the data than 0.0 at 10 steps
     width: int = 128  # U-Net channels; must exceed the per-agent observation size
     train_steps: int = 8000
@@ -21,6 +27,8 @@ class DiffusionSettings:
     guidance_weight: float = 1.0  # w_i per composed condition (equal weights, paper section 3.2)
     target_return_quantile: float = 0.9  # generation's R-hat: this quantile of the dataset's initial RTG (MADiff's test_ret)
     generated_episodes: int = 0  # 0: as many as the original dataset
+    keep_fraction: float = attrs.field(default=0.5, validator=attrs.validators.and_(attrs.validators.gt(0), attrs.validators.le(1)))
+    # sample generated_episodes / keep_fraction episodes, keep those with the highest imputed return
     generation_batch: int = 256
     consistency_quantile: float = 0.99  # delta = this quantile of the consistency error on real data
     consistency_threshold: float = 0.0  # delta set by hand (normalised units); 0: use the quantile

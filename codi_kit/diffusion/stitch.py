@@ -79,7 +79,7 @@ def _extend(batch, model, dynamics, schedule, data, settings, agents, threshold,
         rtg = torch.tensor([batch[i].return_to_go for i in pending], device=first.device, dtype=torch.float32)
         conditions = agent_conditions(rtg, agents, settings.guidance_weight, settings.compose, settings.use_labels)
         segments = sample_segments(model, schedule, first, settings.horizon, conditions, settings.sampling_steps,
-                                   settings.eta, generator)
+                                   settings.eta, generator, data.held, settings.sampling_spacing)
         stats.segments_sampled += len(pending)
         error, actions = dynamics.consistency_error(segments[:, :-1], segments[:, 1:])  # [B,H-1]
         accepted = (error.max(dim=1).values <= threshold).cpu().numpy()

@@ -5,6 +5,7 @@ import attrs
 import numpy as np
 import torch
 
+from codi_kit.codec import StateCodec, identity_codec
 from codi_kit.dataset import Dataset
 from codi_kit.diffusion.denoiser import AgentUnet
 from codi_kit.diffusion.dynamics import DynamicsModels
@@ -25,6 +26,8 @@ class SegmentData:
     std: torch.Tensor
     return_scale: float
     reward_scale: float
+    held: torch.Tensor  # [O] bool: features held from o_0 at every step (constant within an episode)
+    codec: StateCodec = attrs.field(factory=identity_codec)  # what x is: observations or an env's states
 
     def normalise(self, obs):
         return (obs - self.mean) / self.std
@@ -32,8 +35,15 @@ class SegmentData:
     def denormalise(self, x):
         return x * self.std + self.mean
 
+    def observations(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised diffused segments -> observations (numpy)."""
+        return self.codec.decode(self.denormalise(x).cpu().numpy())
 
-def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.ndarray | None, device) -> SegmentData:
+
+def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.ndarray | None, device,
+                 codec: StateCodec | None = None) -> SegmentData:
+    """``dataset`` holds what is diffused in its ``obs``: observations, or ``codec``'s states."""
+    codec = codec or identity_codec()
     valid = dataset.step_mask()
     steps = dataset.obs[valid]  # [S,N,O]
     mean = torch.as_tensor(steps.reshape(-1, steps.shape[-1]).mean(0), device=device)
@@ -44,7 +54,9 @@ def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.n
     x = (torch.as_tensor(dataset.segments("obs", index, horizon), device=device) - mean) / std
     rtg = torch.as_tensor(return_to_go[index[:, 0], index[:, 1]] / return_scale, device=device, dtype=torch.float32)
     z = None if labels is None else torch.as_tensor(labels, device=device)
-    return SegmentData(x, rtg, z, mean, std, return_scale, reward_scale)
+    held_mask = torch.zeros(x.shape[-1], dtype=torch.bool, device=device)
+    held_mask[list(codec.held)] = True
+    return SegmentData(x, rtg, z, mean, std, return_scale, reward_scale, held_mask, codec)
 
 
 def training_conditions(data: SegmentData, rows: torch.Tensor, settings: DiffusionSettings, generator: torch.Generator):
@@ -64,16 +76,19 @@ def training_conditions(data: SegmentData, rows: torch.Tensor, settings: Diffusi
     return data.return_to_go[rows], return_mask, data.labels[rows], label_mask
 
 
-def denoising_loss(model, schedule, x0, conditions, generator) -> torch.Tensor:
-    """Eq. 6: || eps - eps_theta(x_k, k | R, z) ||^2 with the first observation kept clean (it is
-    always given at generation: inpainting)."""
+def denoising_loss(model, schedule, x0, conditions, generator, held: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 6: || eps - eps_theta(x_k, k | R, z) ||^2 with the first observation and the held
+    features kept clean (they are always given at generation: inpainting)."""
     batch = x0.shape[0]
     k = torch.randint(1, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     noisy = schedule.noise(x0, k, noise)
     noisy[:, 0] = x0[:, 0]
-    predicted = model(noisy, k, *conditions)
-    return ((predicted - noise)[:, 1:] ** 2).mean()
+    target = schedule.target(model.prediction, x0, k, noise)
+    if held is not None and held.any():
+        noisy[..., held] = x0[..., held]
+        return ((model(noisy, k, *conditions) - target)[:, 1:][..., ~held] ** 2).mean()
+    return ((model(noisy, k, *conditions) - target)[:, 1:] ** 2).mean()
 
 
 def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSettings, context, description: str):
@@ -81,7 +96,7 @@ def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSetting
     device, spec = context.device, context.env.spec
     torch.manual_seed(context.seed)
     agents, features = data.x.shape[2], data.x.shape[3]
-    model = AgentUnet(features, agents, settings.width, settings.horizon).to(device)
+    model = AgentUnet(features, agents, settings.width, settings.horizon, settings.prediction).to(device)
     dynamics = DynamicsModels(features, agents, spec.actions, settings.dynamics_hidden).to(device)
     schedule = CosineSchedule(settings.diffusion_steps, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
@@ -92,7 +107,8 @@ def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSetting
     with progress_bar(settings.train_steps, description) as bar:
         for step in range(1, settings.train_steps + 1):
             rows = torch.randint(0, data.x.shape[0], (settings.batch_size,), generator=generator).to(device)
-            loss = denoising_loss(model, schedule, data.x[rows], training_conditions(data, rows, settings, generator), generator)
+            loss = denoising_loss(model, schedule, data.x[rows], training_conditions(data, rows, settings, generator), generator,
+                                  data.held)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -5,6 +5,7 @@ import attrs
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from codi_kit.codec import StateCodec
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
 from codi_kit_plugins.envs.mpe_control import steer_to
@@ -25,6 +26,29 @@ def agents_relative(others: np.ndarray, own_index: int) -> np.ndarray:
     """Insert the agent itself (at the origin) into the list of the others' relative positions."""
     zero = np.zeros_like(others[..., :1, :])
     return np.concatenate([others[..., :own_index, :], zero, others[..., own_index:, :]], axis=-2)
+
+
+def state_codec(agents: int) -> StateCodec:
+    """Per agent: velocity, position, and every landmark's absolute position (held: landmarks do
+    not move). The observation is rebuilt from these exactly; communication is silent (zeros)."""
+
+    def encode(obs):
+        velocity, position = obs[..., 0:2], obs[..., 2:4]
+        landmarks = obs[..., 4: 4 + 2 * agents] + np.tile(position, agents)
+        return np.concatenate([velocity, position, landmarks], axis=-1)
+
+    def decode(state):
+        velocity, position, landmarks = state[..., 0:2], state[..., 2:4], state[..., 4:]
+        relative = landmarks - np.tile(position, agents)
+        positions = position[..., None, :, :]  # [..., 1, N, 2] every agent's position
+        own = position[..., :, None, :]  # [..., N, 1, 2]
+        others = positions - own  # [..., N, N, 2]: agent j relative to agent i
+        keep = ~np.eye(agents, dtype=bool)
+        others = others[..., keep, :].reshape(*state.shape[:-1], 2 * (agents - 1))
+        silent = np.zeros((*state.shape[:-1], 2 * (agents - 1)), state.dtype)
+        return np.concatenate([velocity, position, relative, others, silent], axis=-1).astype(state.dtype)
+
+    return StateCodec("mpe/cn state", encode, decode, held=tuple(range(4, 4 + 2 * agents)))
 
 
 class LandmarkAssignmentExpert(Policy):
@@ -71,6 +95,9 @@ class CooperativeNavigation(ParallelEnvAdapter):
 
     def expert_policy(self):
         return LandmarkAssignmentExpert(self.config.agents)
+
+    def state_codec(self):
+        return state_codec(self.config.agents)
 
     def landmark_distances(self, obs: np.ndarray) -> np.ndarray:
         """[..., N] each agent's distance to its nearest landmark, from obs [..., N, O]."""
