@@ -170,6 +170,8 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
     diagnostics = results["augment_diagnostics"]
     assert diagnostics["generation"]["acceptance_rate"] == 1.0
     assert {"quality_score", "mean_speed", "noop_share"} <= set(diagnostics["behaviour_generated"])
+    # keep_fraction 0.5: twice the episodes were sampled (4 segments of 7 steps each), the best half kept
+    assert diagnostics["generation"]["segments_accepted"] == 16 * 4 and diagnostics["behaviour_sampled"]
     if augmenter == "codi":
         assert results["labeler"] == labeler and diagnostics["label_sensitivity"] is not None
         assert diagnostics["probe"]["probe_expert_margin"] > 0
