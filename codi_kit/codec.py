@@ -9,7 +9,7 @@ at every step, as it holds o_0 itself.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import attrs
 import numpy as np

@@ -65,7 +65,7 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
         distances = goal(expert_segments[0])
         progress = distances[:, 0] - distances[:, -1]
         mask = expert_segments[1]
-        result["probe_expert_margin"] = float((progress[mask] .mean() - progress[~mask].mean()))
+        result["probe_expert_margin"] = float(progress[mask].mean() - progress[~mask].mean())
     return result
 
 
