@@ -175,6 +175,8 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
     if augmenter == "codi":
         assert results["labeler"] == labeler and diagnostics["label_sensitivity"] is not None
         assert diagnostics["probe"]["probe_expert_margin"] > 0
+        assert diagnostics["denoised_progress"]["real"] > 0  # the labelled-best agent closes in on its landmark
+        assert {"k30_labels", "k90_masked"} <= set(diagnostics["denoised_progress"])
     else:
         assert results["labeler"] is None and diagnostics["label_sensitivity"] is None
     learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())

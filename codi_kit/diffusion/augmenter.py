@@ -62,6 +62,8 @@ class DiffusionAugmenter(Augmenter):
         self.diagnostics = {
             "target": codec.name, "consistency_threshold": threshold, "target_return": target * data.return_scale,
             "label_sensitivity": diagnostics.label_sensitivity(model, schedule, data, settings.diagnostics_segments, context.seed),
+            "denoised_progress": diagnostics.denoised_progress(model, schedule, data, context.env,
+                                                               settings.diagnostics_segments, context.seed),
             "probe": diagnostics.goal_probe(model, schedule, data, settings, context.env, starts, reference,
                                             min(settings.diagnostics_segments, 128), context.seed),
         }

@@ -1,6 +1,8 @@
 """Does the conditioning work, before anything downstream runs?
 
 - denoising loss with the correct labels against the same batch with labels shuffled;
+- the best agent's goal progress in the denoiser's one-shot estimate of noised real segments, with
+  and without labels, against the real progress;
 - a probe: from real initial observations, condition on "agent i is good" and measure how much
   closer agent i gets to its goal than the other agents, against a real expert over the horizon;
 - behaviour of generated data next to the dataset's and an expert's (env quality score, speed,
@@ -66,6 +68,43 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
         progress = distances[:, 0] - distances[:, -1]
         mask = expert_segments[1]
         result["probe_expert_margin"] = float(progress[mask].mean() - progress[~mask].mean())
+    return result
+
+
+@torch.no_grad()
+def denoised_progress(model, schedule, data, env, count: int, seed: int, steps=(30, 70, 90)) -> dict | None:
+    """Does the denoiser know where the labelled-best agent goes? Real segments are noised to step k
+    and denoised in one shot (the model's x_0 estimate) with their labels and with labels masked;
+    the best agent's (argmax z) goal progress over the segment is compared with the real one. An
+    estimate that stays short of the real progress at high k, labels or not, is a conditional mean
+    the model has not learned."""
+    if data.labels is None or env.goal_distance(data.observations(data.x[:1, 0])) is None:
+        return None
+    rows = torch.as_tensor(np.random.default_rng([seed, 37]).choice(len(data.x), min(count, len(data.x)), replace=False),
+                           device=data.x.device)
+    x0, labels = data.x[rows], data.labels[rows]
+    best = labels.argmax(1).cpu().numpy()
+
+    def progress(x):
+        distances = env.goal_distance(data.observations(x))
+        moved = distances[:, 0] - distances[:, -1]
+        return float(moved[np.arange(len(best)), best].mean())
+
+    generator = torch.Generator().manual_seed(seed)
+    ones, result = torch.ones(len(rows), device=x0.device), {"real": progress(x0)}
+    for k in steps:
+        k = min(k, schedule.steps)
+        noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+        noisy = schedule.noise(x0, torch.full((len(rows),), k, device=x0.device), noise)
+        noisy[:, 0] = x0[:, 0]
+        noisy[..., data.held] = x0[..., data.held]
+        a = schedule.alpha_bar[k - 1]
+        for name, mask in (("labels", torch.ones_like(labels)), ("masked", torch.zeros_like(labels))):
+            output = model(noisy, torch.full((len(rows),), k, device=x0.device), data.return_to_go[rows], ones, labels, mask)
+            estimate = (noisy - (1 - a).sqrt() * schedule.noise_from(model.prediction, noisy, k, output)) / a.sqrt()
+            estimate[:, 0] = x0[:, 0]
+            estimate[..., data.held] = x0[..., data.held]
+            result[f"k{k}_{name}"] = progress(estimate)
     return result
 
 
