@@ -67,7 +67,6 @@ def plugin_manager() -> pluggy.PluginManager:
     return manager
 
 
-
 def registrations(kind: str | None = None) -> list[Registration]:
     """Every registered component (of one kind), in a stable order; duplicates are errors."""
     manager = plugin_manager()

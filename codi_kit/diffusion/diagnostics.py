@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from codi_kit.diffusion.guidance import Conditions
-from codi_kit.diffusion.sample import sample_segments
+from codi_kit.diffusion.sample import inpaint, sample_segments
 from codi_kit.diffusion.trainer import denoising_loss
 
 
@@ -95,16 +95,12 @@ def denoised_progress(model, schedule, data, env, count: int, seed: int, steps=(
     for k in steps:
         k = min(k, schedule.steps)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        noisy = schedule.noise(x0, torch.full((len(rows),), k, device=x0.device), noise)
-        noisy[:, 0] = x0[:, 0]
-        noisy[..., data.held] = x0[..., data.held]
-        a = schedule.alpha_bar[k - 1]
+        steps = torch.full((len(rows),), k, device=x0.device)
+        noisy = inpaint(schedule.noise(x0, steps, noise), x0[:, 0], data.held)
         for name, mask in (("labels", torch.ones_like(labels)), ("masked", torch.zeros_like(labels))):
-            output = model(noisy, torch.full((len(rows),), k, device=x0.device), data.return_to_go[rows], ones, labels, mask)
-            estimate = (noisy - (1 - a).sqrt() * schedule.noise_from(model.prediction, noisy, k, output)) / a.sqrt()
-            estimate[:, 0] = x0[:, 0]
-            estimate[..., data.held] = x0[..., data.held]
-            result[f"k{k}_{name}"] = progress(estimate)
+            output = model(noisy, steps, data.return_to_go[rows], ones, labels, mask)
+            estimate = schedule.clean_estimate(noisy, k, schedule.noise_from(model.prediction, noisy, k, output))
+            result[f"k{k}_{name}"] = progress(inpaint(estimate, x0[:, 0], data.held))
     return result
 
 

@@ -7,6 +7,15 @@ from codi_kit.diffusion.guidance import Conditions, guided_noise
 from codi_kit.diffusion.schedule import CosineSchedule
 
 
+def inpaint(x: torch.Tensor, first: torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
+    """Put what generation is given into segments ``x`` [B,H,N,D] (in place): the first step
+    ``first`` [B,N,D] and, at every step, its ``held`` features ([D] bool)."""
+    x[:, 0] = first
+    if held is not None:
+        x[..., held] = first[:, None][..., held]
+    return x
+
+
 @torch.no_grad()
 def sample_segments(model, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
                     sampling_steps: int, eta: float, generator: torch.Generator,
@@ -15,18 +24,10 @@ def sample_segments(model, schedule: CosineSchedule, first: torch.Tensor, horizo
     [D] (bool) keep their o_0 value at every step."""
     batch, agents, features = first.shape
     x = torch.randn((batch, horizon, agents, features), generator=generator).to(first.device)
-    hold = held is not None and bool(held.any())
-
-    def inpaint(x):
-        x[:, 0] = first
-        if hold:
-            x[..., held] = first[:, None][..., held].expand(-1, horizon, -1, -1)
-        return x
-
-    x = inpaint(x)
+    x = inpaint(x, first, held)
     steps = schedule.sampling_steps(sampling_steps, spacing)
     for k, k_previous in zip(steps, steps[1:] + [0]):
         output = guided_noise(model, x, torch.full((batch,), k, device=first.device), conditions)
         epsilon = schedule.noise_from(model.prediction, x, k, output)
-        x = inpaint(schedule.ddim_step(x, epsilon, k, k_previous, eta, generator))
+        x = inpaint(schedule.ddim_step(x, epsilon, k, k_previous, eta, generator), first, held)
     return x

@@ -9,6 +9,7 @@ from codi_kit.codec import StateCodec, identity_codec
 from codi_kit.dataset import Dataset
 from codi_kit.diffusion.denoiser import AgentUnet
 from codi_kit.diffusion.dynamics import DynamicsModels
+from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.progress import progress_bar
@@ -82,13 +83,9 @@ def denoising_loss(model, schedule, x0, conditions, generator, held: torch.Tenso
     batch = x0.shape[0]
     k = torch.randint(1, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    noisy = schedule.noise(x0, k, noise)
-    noisy[:, 0] = x0[:, 0]
-    target = schedule.target(model.prediction, x0, k, noise)
-    if held is not None and held.any():
-        noisy[..., held] = x0[..., held]
-        return ((model(noisy, k, *conditions) - target)[:, 1:][..., ~held] ** 2).mean()
-    return ((model(noisy, k, *conditions) - target)[:, 1:] ** 2).mean()
+    noisy = inpaint(schedule.noise(x0, k, noise), x0[:, 0], held)
+    error = (model(noisy, k, *conditions) - schedule.target(model.prediction, x0, k, noise))[:, 1:]
+    return (error if held is None else error[..., ~held]).pow(2).mean()
 
 
 def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSettings, context, description: str):

@@ -1,7 +1,6 @@
 """No augmentation: learners see the original dataset alone (the paper's Original column)."""
 from __future__ import annotations
 
-
 import codi_kit
 from codi_kit.augment import Augmenter
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import attrs
 import numpy as np
-from codi_kit_plugins.envs.mpe_control import steer_to
 from scipy.optimize import linear_sum_assignment
 
 from codi_kit.codec import StateCodec
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
+from codi_kit_plugins.envs.mpe_control import steer_to
 
 ACCELERATION = 5.0  # mpe2 default sensitivity for agents without their own accel
 
