@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from codi_kit.diffusion.denoiser import AgentUnet
+from codi_kit.diffusion.denoiser import DENOISERS, AgentMlp, AgentUnet
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import agent_conditions, guided_noise
 from codi_kit.diffusion.sample import sample_segments
@@ -16,25 +16,26 @@ from codi_kit.diffusion.stitch import generate
 from codi_kit.diffusion.trainer import segment_data, training_conditions
 
 
-@pytest.fixture(scope="module")
-def unet():
+@pytest.fixture(scope="module", params=sorted(DENOISERS))
+def net(request):
+    """Every denoiser the settings offer."""
     torch.manual_seed(0)
-    return AgentUnet(feature_dim=18, agents=3, width=32, horizon=8).eval()
+    return DENOISERS[request.param](feature_dim=18, agents=3, width=32, horizon=8).eval()
 
 
-def test_composed_guidance_in_one_pass_equals_n_plus_one_separate_passes(unet):
+def test_composed_guidance_in_one_pass_equals_n_plus_one_separate_passes(net):
     x, k = torch.randn(5, 8, 3, 18), torch.full((5,), 7)
     rtg = torch.rand(5)
     conditions = agent_conditions(rtg, 3, weight=1.5, compose=True, use_labels=True)
-    batched = guided_noise(unet, x, k, conditions)
+    batched = guided_noise(net, x, k, conditions)
     zeros = torch.zeros(5, 3)
     with torch.no_grad():
-        unconditional = unet(x, k, torch.zeros(5), torch.zeros(5), zeros, zeros)
+        unconditional = net(x, k, torch.zeros(5), torch.zeros(5), zeros, zeros)
         expected = unconditional.clone()
         for agent in range(3):  # Eq. 8: one pass per "agent i is good"
             mask = torch.zeros(5, 3)
             mask[:, agent] = 1
-            expected += 1.5 * (unet(x, k, rtg, torch.ones(5), mask, mask) - unconditional)
+            expected += 1.5 * (net(x, k, rtg, torch.ones(5), mask, mask) - unconditional)
     torch.testing.assert_close(batched, expected, rtol=1e-4, atol=1e-5)
 
 
@@ -64,21 +65,21 @@ def test_label_dropout_masks_each_dimension_at_the_set_rate(cn_dataset):
     assert abs(float((everything[1] == 0).float().mean()) - 0.1) < 0.01
 
 
-def test_first_observation_is_preserved_exactly(unet):
+def test_first_observation_is_preserved_exactly(net):
     schedule = CosineSchedule(20)
     first = torch.randn(4, 3, 18)
     conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
-    segments = sample_segments(unet, schedule, first, 8, conditions, 5, eta=1.0, generator=torch.Generator().manual_seed(0))
+    segments = sample_segments(net, schedule, first, 8, conditions, 5, eta=1.0, generator=torch.Generator().manual_seed(0))
     assert segments.shape == (4, 8, 3, 18)
     assert torch.equal(segments[:, 0], first)
 
 
-def test_held_features_keep_their_first_value_at_every_step(unet):
+def test_held_features_keep_their_first_value_at_every_step(net):
     first = torch.randn(4, 3, 18)
     held = torch.zeros(18, dtype=torch.bool)
     held[4:10] = True
     conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
-    segments = sample_segments(unet, CosineSchedule(20), first, 8, conditions, 5, eta=1.0,
+    segments = sample_segments(net, CosineSchedule(20), first, 8, conditions, 5, eta=1.0,
                                generator=torch.Generator().manual_seed(0), held=held)
     assert torch.equal(segments[:, 0], first)
     assert torch.equal(segments[..., held], first[:, None, :, held].expand(-1, 8, -1, -1))
@@ -96,6 +97,27 @@ def test_denoising_loss_ignores_held_features(cn_dataset):
     loss = denoising_loss(model, CosineSchedule(20), x0, conditions, torch.Generator().manual_seed(0), held)
     loss.backward()
     assert model.out.weight.grad[4:].abs().sum() == 0 and model.out.weight.grad[:4].abs().sum() > 0
+    mlp = AgentMlp(feature_dim=10, agents=3, width=16, horizon=8)
+    denoising_loss(mlp, CosineSchedule(20), x0, conditions, torch.Generator().manual_seed(0), held).backward()
+    rows = mlp.out[1].weight.grad.view(8, 10, 16)  # output rows per (step, feature)
+    assert rows[:, 4:].abs().sum() == 0 and rows[1:, :4].abs().sum() > 0
+    assert rows[0].abs().sum() == 0  # the first step is given, not predicted
+
+
+def test_every_denoiser_couples_agents_and_reads_each_agents_own_label():
+    for name, denoiser in DENOISERS.items():
+        torch.manual_seed(0)
+        model = denoiser(feature_dim=10, agents=3, width=32, horizon=8).eval()
+        x, k = torch.randn(2, 8, 3, 10), torch.full((2,), 5)
+        base = (torch.zeros(2), torch.zeros(2), torch.zeros(2, 3), torch.zeros(2, 3))
+        with torch.no_grad():
+            reference = model(x, k, *base)
+            moved = x.clone()
+            moved[:, :, 1] += 1.0  # agent 1's stream changes ...
+            assert not torch.allclose(model(moved, k, *base)[:, :, 0], reference[:, :, 0]), name  # ... agent 0 sees it
+            label = torch.tensor([[0.0, 0.0, 1.0]] * 2)
+            labelled = model(x, k, base[0], base[1], label, label)
+        assert not torch.allclose(labelled, reference), name
 
 
 @pytest.mark.parametrize("agents", [3, 5])
@@ -121,14 +143,14 @@ def test_a_codec_that_does_not_rebuild_the_observations_is_refused(cn_dataset):
         broken.check(cn_dataset.obs)
 
 
-def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(unet, cn_dataset):
+def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(net, cn_dataset):
     index = cn_dataset.segment_index(8)
     data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
     torch.manual_seed(0)
     dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
     settings = DiffusionSettings(sampling_steps=3, generation_batch=4, use_labels=False, compose=False)
     starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
-    trajectories, stats = generate(unet, dynamics, CosineSchedule(20), data, settings, starts, 5, 25, 0.0, 1e9, 0,
+    trajectories, stats = generate(net, dynamics, CosineSchedule(20), data, settings, starts, 5, 25, 0.0, 1e9, 0,
                                    torch.device("cpu"))
     assert len(trajectories) == 5 and stats.summary()["acceptance_rate"] == 1.0
     for trajectory in trajectories:
@@ -140,14 +162,14 @@ def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(unet, 
         torch.testing.assert_close(imputed, recomputed[0][: len(imputed)])
 
 
-def test_failed_segments_are_resampled_then_restarted_then_given_up(unet, cn_dataset):
+def test_failed_segments_are_resampled_then_restarted_then_given_up(net, cn_dataset):
     index = cn_dataset.segment_index(8)
     data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
     dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
     settings = DiffusionSettings(sampling_steps=2, generation_batch=2, use_labels=False, compose=False,
                                  max_resamples=2, max_restarts=1)
     starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
-    trajectories, stats = generate(unet, dynamics, CosineSchedule(20), data, settings, starts, 2, 25, 0.0, -1.0, 0,
+    trajectories, stats = generate(net, dynamics, CosineSchedule(20), data, settings, starts, 2, 25, 0.0, -1.0, 0,
                                    torch.device("cpu"))
     assert trajectories == [] and stats.segments_accepted == 0
     assert stats.resamples > 0 and stats.restarts > 0 and stats.abandoned > 0

@@ -55,6 +55,27 @@ class AgentAttention(nn.Module):
         return tokens.view(batch, horizon, self.agents, channels).permute(0, 2, 3, 1).reshape(batch_agents, channels, horizon)
 
 
+class Conditioning(nn.Module):
+    """[B*N, C] per agent stream: step + return-to-go (masked) for the whole team, plus agent i's
+    own label with its mask bit and an agent embedding."""
+
+    def __init__(self, agents: int, width: int):
+        super().__init__()
+        self.agents = agents
+        self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.Mish(), nn.Linear(2 * width, width))
+        self.return_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
+        self.label_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
+        self.agent_embedding = nn.Embedding(agents, width)
+
+    def forward(self, k, return_to_go, return_mask, labels, label_mask) -> torch.Tensor:
+        batch = k.shape[0]
+        team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
+        team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
+        own = self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))  # [B,N,C]
+        per_agent = team[:, None] + own + self.agent_embedding.weight[None]
+        return per_agent.reshape(batch * self.agents, -1)
+
+
 class AgentUnet(nn.Module):
     """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D], or the predicted
     clean segment x_0 (``prediction="sample"``) or v (``"velocity"``)."""
@@ -67,10 +88,7 @@ class AgentUnet(nn.Module):
             raise ValueError(f"denoiser width {width} must be at least the feature size {feature_dim}")
         self.agents, self.horizon = agents, horizon
         condition = width
-        self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.Mish(), nn.Linear(2 * width, condition))
-        self.return_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, condition))
-        self.label_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, condition))
-        self.agent_embedding = nn.Embedding(agents, condition)
+        self.condition = Conditioning(agents, condition)
         wide = 2 * width
         self.down = nn.ModuleList([ResidualBlock(feature_dim, width, condition), ResidualBlock(width, width, condition)])
         self.downsample = nn.Conv1d(width, width, 3, stride=2, padding=1)
@@ -80,15 +98,6 @@ class AgentUnet(nn.Module):
         self.up = nn.ModuleList([ResidualBlock(wide + width, width, condition), ResidualBlock(width, width, condition)])
         self.up_attention = AgentAttention(width, agents)  # decoder-side cross-agent attention (MADiff)
         self.out = nn.Conv1d(width, feature_dim, 1)
-
-    def condition(self, k, return_to_go, return_mask, labels, label_mask) -> torch.Tensor:
-        """[B*N, C]: step + return-to-go (masked) for the whole team, plus agent i's own label."""
-        batch = k.shape[0]
-        team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
-        team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
-        own = self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))  # [B,N,C]
-        per_agent = team[:, None] + own + self.agent_embedding.weight[None]
-        return per_agent.reshape(batch * self.agents, -1)
 
     def forward(self, x, k, return_to_go, return_mask, labels, label_mask):
         batch, horizon, agents, features = x.shape
@@ -108,3 +117,54 @@ class AgentUnet(nn.Module):
         hidden = self.up_attention(hidden)
         out = self.out(hidden)
         return out.view(batch, agents, features, horizon).permute(0, 3, 1, 2)
+
+
+class MixerBlock(nn.Module):
+    """Residual MLP block on an agent's whole-segment token with FiLM conditioning, then attention
+    across the agents' tokens."""
+
+    def __init__(self, width: int, agents: int):
+        super().__init__()
+        self.agents = agents
+        self.norm = nn.LayerNorm(width)
+        self.inner = nn.Linear(width, 2 * width)
+        self.outer = nn.Linear(2 * width, width)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(width, 2 * width))
+        self.attention_norm = nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, 4, batch_first=True)
+
+    def forward(self, tokens: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:  # [B*N, C]
+        scale, shift = self.film(condition).chunk(2, dim=-1)
+        tokens = tokens + self.outer(nn.functional.mish(self.inner(self.norm(tokens) * (1 + scale) + shift)))
+        grouped = tokens.view(-1, self.agents, tokens.shape[-1])
+        normed = self.attention_norm(grouped)
+        mixed, _ = self.attention(normed, normed, normed, need_weights=False)
+        return (grouped + mixed).view_as(tokens)
+
+
+class AgentMlp(nn.Module):
+    """The same interface as ``AgentUnet``: each agent's whole segment is one token (H x D numbers)
+    through residual MLP blocks with FiLM conditioning and attention across agents. Measured ~50x
+    cheaper per sample than the U-Net on a CPU, which buys the training samples the conditional
+    motion needs at small compute."""
+
+    def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
+                 depth: int = 3):
+        super().__init__()
+        self.prediction, self.agents, self.horizon = prediction, agents, horizon
+        self.condition = Conditioning(agents, width)
+        self.embed = nn.Linear(horizon * feature_dim, width)
+        self.blocks = nn.ModuleList([MixerBlock(width, agents) for _ in range(depth)])
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, horizon * feature_dim))
+
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask):
+        batch, horizon, agents, features = x.shape
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask)
+        tokens = self.embed(x.permute(0, 2, 1, 3).reshape(batch * agents, horizon * features))
+        for block in self.blocks:
+            tokens = block(tokens, condition)
+        out = self.out(tokens).view(batch, agents, horizon, features)
+        return out.permute(0, 2, 1, 3)
+
+
+DENOISERS = {"unet": AgentUnet, "mlp": AgentMlp}

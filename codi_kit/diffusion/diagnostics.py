@@ -48,7 +48,7 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
     first = torch.as_tensor(starts[rng.choice(len(starts), count)], device=data.x.device)
     agents = first.shape[1]
     generator = torch.Generator().manual_seed(seed)
-    margins = []
+    margins, spreads = [], []
     for agent in range(agents):
         mask = torch.zeros(1, count, agents, device=first.device)
         mask[..., agent] = 1
@@ -62,7 +62,10 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)
         margins.append(float((progress[:, agent] - others).mean()))
-    result = {"probe_conditioned_margin": float(np.mean(margins)), "probe_margin_per_agent": margins}
+        spreads.append(float((progress[:, agent] - others).std()))
+    result = {"probe_conditioned_margin": float(np.mean(margins)), "probe_margin_per_agent": margins,
+              # standard error of the mean margin over the count x agents probes
+              "probe_margin_stderr": float(np.sqrt(np.mean(np.square(spreads)) / (count * agents)))}
     if expert_segments is not None:
         distances = goal(expert_segments[0])
         progress = distances[:, 0] - distances[:, -1]

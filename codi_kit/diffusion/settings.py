@@ -18,6 +18,8 @@ class DiffusionSettings:
     sampling_steps: int = 20  # DDIM sub-sequence used to sample
     sampling_spacing: str = attrs.field(default="quadratic", validator=attrs.validators.in_(("uniform", "quadratic")))
     eta: float = 1.0  # DDIM stochasticity: 1.0 ~ DDPM (Eq. 10); measured closer to the data than 0.0 at 10 steps
+    denoiser: str = attrs.field(default="unet", validator=attrs.validators.in_(("unet", "mlp")))
+    # "unet": temporal U-Net (MADiff); "mlp": one token per agent's segment, residual MLP + agent attention
     width: int = 128  # U-Net channels; must exceed the per-agent observation size
     train_steps: int = 8000
     batch_size: int = 256

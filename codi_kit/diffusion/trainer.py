@@ -7,7 +7,7 @@ import torch
 
 from codi_kit.codec import StateCodec, identity_codec
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.denoiser import AgentUnet
+from codi_kit.diffusion.denoiser import DENOISERS
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.schedule import CosineSchedule
@@ -93,7 +93,7 @@ def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSetting
     device, spec = context.device, context.env.spec
     torch.manual_seed(context.seed)
     agents, features = data.x.shape[2], data.x.shape[3]
-    model = AgentUnet(features, agents, settings.width, settings.horizon, settings.prediction).to(device)
+    model = DENOISERS[settings.denoiser](features, agents, settings.width, settings.horizon, settings.prediction).to(device)
     dynamics = DynamicsModels(features, agents, spec.actions, settings.dynamics_hidden).to(device)
     schedule = CosineSchedule(settings.diffusion_steps, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
