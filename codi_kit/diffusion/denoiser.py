@@ -125,28 +125,23 @@ class MixerBlock(nn.Module):
 
     def __init__(self, width: int, agents: int):
         super().__init__()
-        self.agents = agents
         self.norm = nn.LayerNorm(width)
         self.inner = nn.Linear(width, 2 * width)
         self.outer = nn.Linear(2 * width, width)
         self.film = nn.Sequential(nn.Mish(), nn.Linear(width, 2 * width))
-        self.attention_norm = nn.LayerNorm(width)
-        self.attention = nn.MultiheadAttention(width, 4, batch_first=True)
+        self.attention = AgentAttention(width, agents)
 
     def forward(self, tokens: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:  # [B*N, C]
         scale, shift = self.film(condition).chunk(2, dim=-1)
         tokens = tokens + self.outer(nn.functional.mish(self.inner(self.norm(tokens) * (1 + scale) + shift)))
-        grouped = tokens.view(-1, self.agents, tokens.shape[-1])
-        normed = self.attention_norm(grouped)
-        mixed, _ = self.attention(normed, normed, normed, need_weights=False)
-        return (grouped + mixed).view_as(tokens)
+        return self.attention(tokens.unsqueeze(-1)).squeeze(-1)  # a one-step stream per agent
 
 
 class AgentMlp(nn.Module):
     """The same interface as ``AgentUnet``: each agent's whole segment is one token (H x D numbers)
-    through residual MLP blocks with FiLM conditioning and attention across agents. Measured ~50x
-    cheaper per sample than the U-Net on a CPU, which buys the training samples the conditional
-    motion needs at small compute."""
+    through residual MLP blocks with FiLM conditioning and attention across agents. Measured on 2
+    CPU cores: ~6x the U-Net's training segments per second and ~7x faster sampling, which buys
+    the training samples the conditional motion needs at small compute."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
                  depth: int = 3):

@@ -48,7 +48,7 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
     first = torch.as_tensor(starts[rng.choice(len(starts), count)], device=data.x.device)
     agents = first.shape[1]
     generator = torch.Generator().manual_seed(seed)
-    margins, spreads = [], []
+    differences = []
     for agent in range(agents):
         mask = torch.zeros(1, count, agents, device=first.device)
         mask[..., agent] = 1
@@ -61,11 +61,11 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
         distances = goal(segments)  # [B,H,N]
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)
-        margins.append(float((progress[:, agent] - others).mean()))
-        spreads.append(float((progress[:, agent] - others).std()))
-    result = {"probe_conditioned_margin": float(np.mean(margins)), "probe_margin_per_agent": margins,
-              # standard error of the mean margin over the count x agents probes
-              "probe_margin_stderr": float(np.sqrt(np.mean(np.square(spreads)) / (count * agents)))}
+        differences.append(progress[:, agent] - others)
+    every = np.concatenate(differences)
+    result = {"probe_conditioned_margin": float(every.mean()),
+              "probe_margin_per_agent": [float(d.mean()) for d in differences],
+              "probe_margin_stderr": float(every.std() / np.sqrt(len(every)))}
     if expert_segments is not None:
         distances = goal(expert_segments[0])
         progress = distances[:, 0] - distances[:, -1]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import attrs
 
+from codi_kit.diffusion.denoiser import DENOISERS
+
 
 @attrs.frozen
 class DiffusionSettings:
@@ -18,7 +20,7 @@ class DiffusionSettings:
     sampling_steps: int = 20  # DDIM sub-sequence used to sample
     sampling_spacing: str = attrs.field(default="quadratic", validator=attrs.validators.in_(("uniform", "quadratic")))
     eta: float = 1.0  # DDIM stochasticity: 1.0 ~ DDPM (Eq. 10); measured closer to the data than 0.0 at 10 steps
-    denoiser: str = attrs.field(default="unet", validator=attrs.validators.in_(("unet", "mlp")))
+    denoiser: str = attrs.field(default="unet", validator=attrs.validators.in_(tuple(DENOISERS)))
     # "unet": temporal U-Net (MADiff); "mlp": one token per agent's segment, residual MLP + agent attention
     width: int = 128  # U-Net channels; must exceed the per-agent observation size
     train_steps: int = 8000
