@@ -27,7 +27,7 @@ from common import save  # noqa: E402
 
 from codi_kit.config import build_config  # noqa: E402
 from codi_kit.diffusion.denoiser import AgentUnet  # noqa: E402
-from codi_kit.diffusion.guidance import agent_conditions, guided_noise  # noqa: E402
+from codi_kit.diffusion.guidance import agent_conditions, guided_output  # noqa: E402
 from codi_kit.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
@@ -47,10 +47,10 @@ def guidance_speed(agents=3, batch=256, width=128, repeats=5) -> dict:
     conditions = agent_conditions(torch.rand(batch), agents, 1.0, True, True)
     zeros = torch.zeros(batch, agents)
     with torch.no_grad():
-        guided_noise(model, x, k, conditions)
+        guided_output(model, x, k, conditions)
         started = time.perf_counter()
         for _ in range(repeats):
-            guided_noise(model, x, k, conditions)
+            guided_output(model, x, k, conditions)
         batched = (time.perf_counter() - started) / repeats
         started = time.perf_counter()
         for _ in range(repeats):
@@ -82,7 +82,7 @@ def main(profile, seeds, learners, variants, overrides, root, name):
     rows = []
     table = Table(title=f"augmentation on imbalanced mpe/cn (N=3), profile {profile}")
     for column in ("variant", *[f"{l} (norm.)" for l in learners.split(",")], "CN score gen / data / expert",
-                   "speed gen / data", "no-op gen", "accept", "label loss gap", "probe margin", "augment s"):
+                   "speed gen / data", "no-op gen", "accept", "label loss gap", "probe margin", "train+generate s"):
         table.add_column(column)
     for variant in variants.split(","):
         spec = dict(VARIANTS[variant])
@@ -93,7 +93,9 @@ def main(profile, seeds, learners, variants, overrides, root, name):
             for seed in map(int, seeds.split(",")):
                 config = build_config(profile, overrides=[f"collect.dataset={json.dumps(str(dataset))}", *extra, *overrides],
                                       **spec, **{"learner.name": learner, "seed": seed, "device": "cpu"})
-                pipeline = Pipeline(config, root / f"augment-{variant}-s{seed}")  # learners share the augment stage
+                # one run directory per seed: variants share collect, labels and trained models where
+                # they agree (CODI and CODI w/o Com. train one model), learners share generated data
+                pipeline = Pipeline(config, root / f"augment-s{seed}")
                 try:
                     results = pipeline.report()
                 finally:
@@ -101,7 +103,8 @@ def main(profile, seeds, learners, variants, overrides, root, name):
                 values.append(results["normalized_return"])
                 if learner == learners.split(",")[0]:
                     diagnostics.append(results["augment_diagnostics"])
-                    stage_seconds.append(pipeline.artifacts["augment"].meta()["seconds"])
+                    stage_seconds.append(sum(pipeline.artifacts[stage].meta()["seconds"] for stage in ("train", "generate")
+                                             if pipeline.artifacts.get(stage) is not None))
             per_learner[learner] = {"mean": float(np.mean(values)), "std": float(np.std(values)), "runs": values}
         row = {"variant": variant, "learners": per_learner, "augment_seconds": float(np.mean(stage_seconds)),
                "diagnostics": diagnostics}

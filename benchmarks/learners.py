@@ -36,7 +36,7 @@ def run_one(profile, learner, seed, dataset, root, overrides):
         results = pipeline.report()
         steps = pipeline.component("learner")[1]["steps"]
         learn_seconds = pipeline.artifacts["learn"].meta()["seconds"]
-        policy = pipeline.build("learner").load(pipeline.artifacts["learn"].folder, pipeline.context(None))
+        policy = pipeline.build("learner").load(pipeline.artifacts["learn"].folder, pipeline.context())
         sampled = evaluate(pipeline.env, policy, int(config["evaluate"]["episodes"]), seed,
                            normalization_of(pipeline.dataset()), greedy=False)
     finally:

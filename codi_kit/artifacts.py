@@ -1,13 +1,16 @@
 """Stage artifacts in a run directory: one folder per stage, named by a hash of its inputs.
 
 A folder exists only once complete (written in a temporary folder, then renamed), so a crashed
-run leaves no half artifact and a rerun resumes from the last finished stage.
+run leaves no half artifact and a rerun resumes from the last finished stage. A long stage may
+also keep resumable state (training checkpoints) in a hidden sibling folder that outlives a crash
+and is removed when the stage succeeds, so a rerun resumes inside the stage too.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +33,7 @@ class Artifact:
     reused: bool
     seconds: float = 0.0  # spent now (0 when reused)
     workdir: Path | None = None  # where to write while computing; None when reused
+    checkpoints: Path | None = None  # resumable state that outlives a crash; removed once the stage succeeds
     record: dict = attrs.field(factory=dict)  # extra fields for meta.json (stats, diagnostics)
 
     def meta(self) -> dict:
@@ -51,13 +55,19 @@ class RunDirectory:
             say(f"[dim]{stage}: reusing {folder.name}[/dim]")
             yield Artifact(stage, key, folder, True)
             return
+        checkpoints = self.root / f".{folder.name}.checkpoints"
+        for stale in self.root.glob(f".{folder.name}.*.tmp"):  # left by a killed run
+            shutil.rmtree(stale, ignore_errors=True)
+        if self.force:
+            shutil.rmtree(checkpoints, ignore_errors=True)
         started = time.perf_counter()
         with atomic_directory(folder) as workdir:
-            artifact = Artifact(stage, key, folder, False, workdir=workdir)
+            artifact = Artifact(stage, key, folder, False, workdir=workdir, checkpoints=checkpoints)
             yield artifact
             artifact.seconds = time.perf_counter() - started
             write_json(workdir / "meta.json", {"stage": stage, "key": key, "seed": seed, "inputs": inputs,
                                                "seconds": artifact.seconds, "versions": versions(),
                                                **artifact.record})
-        artifact.workdir = None
+        artifact.workdir = artifact.checkpoints = None
+        shutil.rmtree(checkpoints, ignore_errors=True)
         say(f"{stage}: wrote {folder.name} in {artifact.seconds:.1f}s")

@@ -105,10 +105,11 @@ def main():
     """codi-kit: offline MARL data augmentation with compositional diffusion (CODI)."""
 
 
-main.command("run", help="Run every stage (collect, label, augment, learn, evaluate, report).")(
+main.command("run", help="Run every stage (collect, label, train, generate, learn, evaluate, report).")(
     pipeline_options(functools.wraps(_stage_command("report"))(_stage_command("report"))))
 for _stage, _help in [("label", "Label agent quality of every segment (runs collect first if needed)."),
-                      ("augment", "Generate augmented episodes (runs the stages before it if needed)."),
+                      ("train", "Train the augmenter's models once (runs the stages before it if needed)."),
+                      ("generate", "Generate augmented episodes from the trained models (runs the stages before it if needed)."),
                       ("learn", "Train the learner on original + generated data."),
                       ("evaluate", "Roll out the learned policy and normalise its return.")]:
     main.command(_stage, help=_help)(pipeline_options(_stage_command(_stage)))

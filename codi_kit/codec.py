@@ -14,6 +14,8 @@ from collections.abc import Callable
 import attrs
 import numpy as np
 
+from codi_kit.errors import CodiKitError
+
 
 @attrs.frozen
 class StateCodec:
@@ -31,3 +33,26 @@ class StateCodec:
 
 def identity_codec() -> StateCodec:
     return StateCodec("observations", lambda obs: obs, lambda state: state)
+
+
+def training_codec(env, target: str, obs: np.ndarray) -> StateCodec:
+    """The codec for ``augmenter.target``: the env's state codec for "state" when it offers one (and
+    it rebuilds ``obs``), else the observations themselves."""
+    codec = env.state_codec() if target == "state" else None
+    if codec is None:
+        return identity_codec()
+    try:
+        codec.check(obs)
+    except ValueError as error:
+        raise CodiKitError(f"env {env.spec.name!r}: {error}; set augmenter.target=observations") from None
+    return codec
+
+
+def codec_named(env, name: str) -> StateCodec:
+    """The codec a saved model was trained with, rebuilt from the env by its name."""
+    if name == "observations":
+        return identity_codec()
+    codec = env.state_codec()
+    if codec is None or codec.name != name:
+        raise ValueError(f"env {env.spec.name!r} offers no state codec {name!r}")
+    return codec

@@ -1,6 +1,8 @@
 """Collection protocols (paper section 4.1) and the normalisation references R_lo and R_hi."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 import numpy as np
 
@@ -11,7 +13,7 @@ from codi_kit.policy import PerAgentMixture, RandomPolicy
 from codi_kit.rollout import rollout
 
 PROTOCOLS = ("imbalanced", "balanced", "random")
-COLLECT_STREAM, EXPERT_STREAM = 0, 1
+COLLECT_STREAM, EXPERT_STREAM, REFERENCE_STREAM = 0, 1, 5  # 2, 3: evaluation (evaluate.py)
 
 
 def expert_masks(protocol: str, episodes: int, agents: int, rng: np.random.Generator) -> np.ndarray:
@@ -53,19 +55,54 @@ class Normalization:
 
 def add_references(env: EnvAdapter, dataset: Dataset, seed: int) -> Dataset:
     """Record R_lo (the dataset's mean return) and R_hi (the balanced expert's, measured on as many
-    episodes with other seeds) in the dataset's metadata."""
+    episodes with other seeds) in the dataset's metadata; return the balanced-expert episodes."""
     if dataset.meta.get("protocol") == "balanced":
-        high = float(dataset.returns().mean())
+        expert = dataset
     else:
-        high = float(collect(env, "balanced", dataset.episodes, seed, stream=EXPERT_STREAM,
-                             description="expert reference (R_hi)").returns().mean())
-    dataset.meta["normalization"] = attrs.asdict(Normalization(float(dataset.returns().mean()), high, dataset.episodes))
-    return dataset
+        expert = collect(env, "balanced", dataset.episodes, seed, stream=EXPERT_STREAM, description="expert reference (R_hi)")
+    normalization = Normalization(float(dataset.returns().mean()), float(expert.returns().mean()), dataset.episodes)
+    dataset.meta["normalization"] = attrs.asdict(normalization)
+    return expert
 
 
 def collect_with_references(env: EnvAdapter, protocol: str, episodes: int, seed: int) -> Dataset:
     """Collect the dataset and record its normalisation references."""
-    return add_references(env, collect(env, protocol, episodes, seed), seed)
+    dataset = collect(env, protocol, episodes, seed)
+    add_references(env, dataset, seed)
+    return dataset
+
+
+@attrs.frozen
+class References:
+    """Rollouts that later stages compare generated data with, made once in collect so that no
+    later stage rolls the environment out again: the balanced expert (the episodes that measured
+    R_hi) and a small imbalanced set with its expert masks (the probe's reference margin)."""
+
+    expert: Dataset
+    imbalanced: Dataset
+
+    FILES = ("reference-expert.npz", "reference-imbalanced.npz")
+
+    def save(self, folder: Path) -> None:
+        for name, dataset in zip(self.FILES, (self.expert, self.imbalanced)):
+            dataset.save(folder / name)
+
+    @staticmethod
+    def load(folder: Path) -> References:
+        return References(*(Dataset.load(folder / name) for name in References.FILES))
+
+
+def collect_references(env: EnvAdapter, dataset: Dataset, seed: int, imbalanced_episodes: int = 64,
+                       expert_episodes: int = 256) -> References:
+    """R_lo and R_hi into ``dataset``'s metadata where it has none, and the reference rollouts. A
+    dataset that already has R_hi (an imported file) gets ``expert_episodes`` expert rollouts."""
+    if dataset.meta.get("normalization"):
+        expert = collect(env, "balanced", expert_episodes, seed, stream=EXPERT_STREAM, description="expert reference")
+    else:
+        expert = add_references(env, dataset, seed)
+    imbalanced = collect(env, "imbalanced", imbalanced_episodes, seed, stream=REFERENCE_STREAM,
+                         description="imbalanced reference")
+    return References(expert, imbalanced)
 
 
 def normalization_of(dataset: Dataset) -> Normalization:

@@ -22,6 +22,7 @@ class StageContext:
     workdir: Path  # the artifact folder being written (temporary until the stage succeeds)
     env: EnvAdapter  # for periodic evaluation, judges and quality scores
     profile: str = "quick"
+    checkpoints: Path | None = None  # a folder for resumable state that survives a crash (long stages)
 
     def log_metrics(self, record: dict, name: str = "metrics.jsonl") -> None:
         """Append one JSON line (loss, evaluation return, ...) to the artifact's metrics log."""

@@ -54,7 +54,8 @@ class Dataset:
         return int(self.obs.shape[0])
 
     @property
-    def horizon(self) -> int:
+    def padded_length(self) -> int:
+        """T: the common length episodes are padded to (a segment's length is its horizon H)."""
         return int(self.obs.shape[1])
 
     @property
@@ -63,7 +64,7 @@ class Dataset:
 
     def step_mask(self) -> np.ndarray:
         """[E,T] bool, True on real (non-padding) steps."""
-        return np.arange(self.horizon)[None, :] < self.lengths[:, None]
+        return np.arange(self.padded_length)[None, :] < self.lengths[:, None]
 
     def returns(self) -> np.ndarray:
         """[E] undiscounted team return of each episode."""
@@ -106,7 +107,7 @@ class Dataset:
         ``expert_mask`` (generated data has no ground truth) becomes all-False.
         """
         parts = [p for p in parts if p.episodes > 0] or list(parts[:1])
-        horizon = max(p.horizon for p in parts)
+        length = max(p.padded_length for p in parts)
         merged = {}
         for name in FIELDS:
             arrays = [getattr(p, name) for p in parts]
@@ -116,7 +117,7 @@ class Dataset:
                 merged[name] = None
                 continue
             if len(FIELDS[name][1]) >= 2 and FIELDS[name][1][1] == "T":
-                arrays = [_pad_time(a, horizon) for a in arrays]
+                arrays = [_pad_time(a, length) for a in arrays]
             merged[name] = np.concatenate(arrays)
         meta = dict(parts[0].meta)
         meta["sources"] = sorted({str(s) for p in parts for s in np.unique(p.provenance)})
@@ -191,8 +192,8 @@ class Dataset:
         return dataset
 
 
-def _pad_time(array: np.ndarray, horizon: int) -> np.ndarray:
-    missing = horizon - array.shape[1]
+def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
+    missing = length - array.shape[1]
     if missing == 0:
         return array
     pad = [(0, 0)] * array.ndim
@@ -229,8 +230,8 @@ def validate(dataset: Dataset, source: str | os.PathLike = "(in memory)") -> Non
                 raise DatasetError(source, name, f"shape {array.shape}: dim {dim} is {array.shape[axis]}, other fields say {sizes[dim]}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise DatasetError(source, name, f"{int((~np.isfinite(array)).sum())} non-finite values (NaN or inf)")
-    if (dataset.lengths < 0).any() or (dataset.lengths > dataset.horizon).any():
-        raise DatasetError(source, "lengths", f"values must lie in [0, {dataset.horizon}]")
+    if (dataset.lengths < 0).any() or (dataset.lengths > dataset.padded_length).any():
+        raise DatasetError(source, "lengths", f"values must lie in [0, {dataset.padded_length}]")
     if dataset.actions.size and dataset.actions.min() < 0:
         raise DatasetError(source, "actions", "negative action index")
     if dataset.avail_actions is not None:

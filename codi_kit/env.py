@@ -35,7 +35,10 @@ class Transition:
 
 
 class EnvAdapter(abc.ABC):
-    """B copies of one environment stepped together. Subclasses set ``spec`` in ``__init__``."""
+    """B copies of one environment stepped together. Subclasses set ``spec`` in ``__init__``.
+
+    Measurements that only diagnostics use (goal distance, speed, a quality score) are optional
+    probes an adapter may also define: see ``codi_kit.probes``."""
 
     spec: EnvSpec
 
@@ -57,22 +60,9 @@ class EnvAdapter(abc.ABC):
         None when the environment has no rule judge."""
         return None
 
-    def quality_score(self, obs: np.ndarray) -> float | None:
-        """Optional: an env-specific score of final observations ``[B,N,O]`` (higher is better)."""
-        return None
-
-    def goal_distance(self, obs: np.ndarray) -> np.ndarray | None:
-        """Optional: each agent's distance to its goal, [..., N] from obs [..., N, O] (CN: nearest
-        landmark). Used by the diffusion probe "does the agent conditioned as good approach it"."""
-        return None
-
     def state_codec(self):
         """Optional: a ``codi_kit.codec.StateCodec``, a compact per-agent state the diffusion
         augmenters may generate instead of observations (``augmenter.target``); None: none."""
-        return None
-
-    def speed(self, obs: np.ndarray) -> np.ndarray | None:
-        """Optional: each agent's speed, [..., N] from obs [..., N, O]."""
         return None
 
     def close(self) -> None:

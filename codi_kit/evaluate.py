@@ -6,6 +6,7 @@ import numpy as np
 from codi_kit.collect import Normalization
 from codi_kit.env import EnvAdapter
 from codi_kit.policy import Policy
+from codi_kit.probes import QualityScore, probe
 from codi_kit.rollout import rollout
 
 EVALUATION_STREAM = 2
@@ -20,6 +21,7 @@ def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normaliz
     returns = episodes_data.returns()
     normalized = normalization(returns)
     final = episodes_data.obs[np.arange(episodes), episodes_data.lengths - 1]
+    score = probe(env, QualityScore)
     return {
         "episodes": episodes,
         "greedy": greedy,
@@ -28,7 +30,7 @@ def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normaliz
         "return_per_agent_mean": float(returns.mean() / env.spec.agents),
         "normalized_return": float(normalized.mean()),
         "normalized_return_std": float(normalized.std()),
-        "quality_score": env.quality_score(final),
+        "quality_score": score(final) if score else None,
         "R_lo": normalization.R_lo,
         "R_hi": normalization.R_hi,
     }

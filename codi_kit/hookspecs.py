@@ -53,12 +53,17 @@ def register_labelers(register: Register) -> None:
 
 @hookspec
 def register_augmenters(register: Register) -> None:
-    """Register data augmenters: original dataset + quality labels -> generated dataset.
+    """Register data augmenters: original dataset (+ quality labels) -> generated episodes.
 
     ``register("codi", CodiAugmenter)``: the class subclasses ``codi_kit.augment.Augmenter``
-    and implements ``generate(request) -> Dataset`` returning only the generated episodes, in
-    the same schema as the input (the pipeline merges them with provenance). Settings:
-    ``[augmenter]``.
+    and implements ``generate(request) -> Generated`` (the generated episodes only, in the same
+    schema as the input, plus a diagnostics dict; the pipeline merges them with provenance).
+    An augmenter that learns models fits them once and generates many times: it returns the
+    settings its training reads from ``training_settings()`` (they key the train stage) and
+    implements ``fit(request) -> dict``, which saves the models into ``request.context.workdir``;
+    ``generate`` then loads them from ``request.trained``, so changing a sampling-only setting
+    reuses the trained models. ``needs_labels`` (a property of the configured instance) says
+    whether the label stage runs. Settings: ``[augmenter]``.
     """
 
 

@@ -1,4 +1,4 @@
-"""The staged pipeline collect -> label -> augment -> learn -> evaluate -> report over a run directory."""
+"""The staged pipeline collect -> label -> train -> generate -> learn -> evaluate -> report over a run directory."""
 from __future__ import annotations
 
 import hashlib
@@ -9,11 +9,12 @@ import attrs
 import numpy as np
 import torch
 
+from codi_kit import collect as collection
 from codi_kit import plugins
 from codi_kit.artifacts import Artifact, RunDirectory
 from codi_kit.atomic import write_json
-from codi_kit.augment import AugmentRequest
-from codi_kit.collect import add_references, collect_with_references, normalization_of
+from codi_kit.augment import FitRequest, GenerateRequest
+from codi_kit.collect import References, normalization_of
 from codi_kit.config import plugin_settings
 from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset
@@ -24,7 +25,7 @@ from codi_kit.student import StudentConfig
 from codi_kit.learn import LearnRequest
 from codi_kit.torch_utils import resolve_device, seed_everything
 
-STAGES = ("collect", "label", "augment", "learn", "evaluate", "report")
+STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
 
 
 class Pipeline:
@@ -36,7 +37,9 @@ class Pipeline:
         self.device = resolve_device(str(config["device"]))
         self.artifacts: dict[str, Artifact] = {}
         self._env = None
+        self._augmenter = None
         self._datasets: dict[str, Dataset] = {}
+        self._references: References | None = None
 
     # -- components ----------------------------------------------------------------------------
     def component(self, section: str):
@@ -55,8 +58,17 @@ class Pipeline:
             self._env = self.build("env")
         return self._env
 
-    def context(self, workdir: Path | None) -> StageContext:
-        return StageContext(self.seed, self.device, workdir or self.root, self.env, self.config.get("profile", "quick"))
+    @property
+    def augmenter(self):
+        """The configured augmenter: the one authority on whether labels and a train stage are needed."""
+        if self._augmenter is None:
+            self._augmenter = self.build("augmenter")
+        return self._augmenter
+
+    def context(self, artifact: Artifact | None = None) -> StageContext:
+        workdir = artifact.workdir if artifact is not None else None
+        return StageContext(self.seed, self.device, workdir or self.root, self.env, self.config.get("profile", "quick"),
+                            artifact.checkpoints if artifact is not None else None)
 
     def identity(self, section: str) -> dict:
         registration, full, _ = self.component(section)
@@ -68,43 +80,50 @@ class Pipeline:
             return self.artifacts["collect"]
         settings = self.config["collect"]
         source = settings.get("dataset")
-        inputs = {"env": self.identity("env"), "collect": settings,
+        inputs = {"env": self.identity("env"), "collect": settings, "references": References.FILES,
                   "dataset_sha256": _file_digest(source) if source else None}
         with self.run.stage("collect", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
-                dataset = self._import(source) if source else collect_with_references(
+                dataset = self._import(source) if source else collection.collect(
                     self.env, settings["protocol"], int(settings["episodes"]), self.seed)
+                collection.collect_references(self.env, dataset, self.seed).save(artifact.workdir)
                 dataset.save(artifact.workdir / "dataset.npz")
                 artifact.record.update({"summary": dataset.summary(), "normalization": dataset.meta["normalization"]})
         self.artifacts["collect"] = artifact
         return artifact
 
     def _import(self, source: str) -> Dataset:
-        """An existing dataset file, checked against the env; R_hi measured if it lacks one."""
+        """An existing dataset file, checked against the env (R_hi is measured later if it lacks one)."""
         dataset = Dataset.load(source)
         spec = self.env.spec
         if dataset.agents != spec.agents or dataset.obs.shape[3] != spec.obs_dim:
             raise DatasetError(source, "obs", f"shape {dataset.obs.shape} does not fit env '{spec.name}' "
                                               f"({spec.agents} agents, observation size {spec.obs_dim})")
-        if not dataset.meta.get("normalization"):
-            add_references(self.env, dataset, self.seed)
         return dataset
 
     def dataset(self, stage: str = "collect") -> Dataset:
         if stage not in self._datasets:
-            file = {"collect": "dataset.npz", "augment": "generated.npz"}[stage]
+            file = {"collect": "dataset.npz", "generate": "generated.npz"}[stage]
             self._datasets[stage] = Dataset.load(self.artifacts[stage].folder / file)
         return self._datasets[stage]
+
+    def references(self) -> References:
+        if self._references is None:
+            self._references = References.load(self.collect().folder)
+        return self._references
 
     def label(self, wanted: bool = False) -> Artifact | None:
         """Labels for the augmenter; skipped when it needs none, unless ``wanted`` (``codi-kit label``)."""
         if self.artifacts.get("label") is not None or ("label" in self.artifacts and not wanted):
             return self.artifacts["label"]
-        augmenter_class = self.component("augmenter")[0].factory
-        if not wanted and not getattr(augmenter_class, "needs_labels", True):
+        if not wanted and not self.augmenter.needs_labels:
             self.artifacts["label"] = None
             return None
+        horizon, expected = int(self.config["label"]["horizon"]), self.augmenter.label_horizon
+        if expected is not None and expected != horizon:
+            raise CodiKitError(f"augmenter '{self.config['augmenter']['name']}' uses segments of horizon {expected} "
+                               f"(augmenter.horizon) but label.horizon is {horizon}: set both to the same length")
         collected = self.collect()
         labeler_class = self.component("labeler")[0].factory
         student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
@@ -116,8 +135,8 @@ class Pipeline:
                 labeler = self.build("labeler")
                 converter = self._text_converter()
                 labels, stats, student = label_dataset(
-                    labeler, self.dataset(), int(self.config["label"]["horizon"]),
-                    float(self.config["label"]["teacher_fraction"]), self.context(artifact.workdir), converter,
+                    labeler, self.dataset(), horizon,
+                    float(self.config["label"]["teacher_fraction"]), self.context(artifact), converter,
                     self.student_config())
                 labels.save(artifact.workdir / "labels.npz")
                 if student is not None:
@@ -139,43 +158,70 @@ class Pipeline:
         registration = plugins.lookup("text_converter", name)
         return plugins.configure(registration, dict(self.config.get("text_converter", {})))
 
-    def augment(self) -> Artifact:
-        if "augment" in self.artifacts:
-            return self.artifacts["augment"]
+    def labels(self) -> QualityLabels | None:
+        labelled = self.label()
+        return QualityLabels.load(labelled.folder / "labels.npz") if labelled else None
+
+    def train(self) -> Artifact | None:
+        """The augmenter's trained models; None (no stage) for an augmenter that fits nothing."""
+        if "train" in self.artifacts:
+            return self.artifacts["train"]
+        settings = self.augmenter.training_settings()
+        if settings is None:
+            self.artifacts["train"] = None
+            return None
         collected, labelled = self.collect(), self.label()
+        registration = self.component("augmenter")[0]
         inputs = {"collect": collected.key, "label": labelled.key if labelled else None,
-                  "augmenter": self.identity("augmenter"), "device": self.device.type}
-        with self.run.stage("augment", inputs, self.seed) as artifact:
+                  "augmenter": {"name": registration.name, "plugin": registration.plugin, "settings": settings},
+                  "device": self.device.type}
+        with self.run.stage("train", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
-                augmenter = self.build("augmenter")
-                labels = QualityLabels.load(labelled.folder / "labels.npz") if labelled else None
-                generated = augmenter.generate(AugmentRequest(self.dataset(), labels, self.context(artifact.workdir)))
+                request = FitRequest(self.dataset(), self.labels(), self.references(), self.context(artifact))
+                artifact.record["diagnostics"] = self.augmenter.fit(request)
+        self.artifacts["train"] = artifact
+        return artifact
+
+    def generate(self) -> Artifact:
+        if "generate" in self.artifacts:
+            return self.artifacts["generate"]
+        collected, labelled, trained = self.collect(), self.label(), self.train()
+        inputs = {"collect": collected.key, "label": labelled.key if labelled else None,
+                  "train": trained.key if trained else None, "augmenter": self.identity("augmenter"),
+                  "device": self.device.type}
+        with self.run.stage("generate", inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                request = GenerateRequest(self.dataset(), self.labels(), self.references(), self.context(artifact),
+                                          trained.folder if trained else None)
+                outcome = self.augmenter.generate(request)
+                generated = outcome.dataset
                 generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
                 generated.save(artifact.workdir / "generated.npz")
                 artifact.record["generated_episodes"] = generated.episodes
-                artifact.record["diagnostics"] = getattr(augmenter, "diagnostics", {})
+                artifact.record["diagnostics"] = outcome.diagnostics
                 if generated.episodes:
                     artifact.record["summary"] = generated.summary()
-        self.artifacts["augment"] = artifact
+        self.artifacts["generate"] = artifact
         return artifact
 
     def training_data(self) -> Dataset:
-        self.augment()
-        original, generated = self.dataset("collect"), self.dataset("augment")
+        self.generate()
+        original, generated = self.dataset("collect"), self.dataset("generate")
         return Dataset.merge(original, generated) if generated.episodes else original
 
     def learn(self) -> Artifact:
         if "learn" in self.artifacts:
             return self.artifacts["learn"]
-        augmented = self.augment()
-        inputs = {"augment": augmented.key, "learner": self.identity("learner"), "device": self.device.type}
+        generated = self.generate()
+        inputs = {"generate": generated.key, "learner": self.identity("learner"), "device": self.device.type}
         with self.run.stage("learn", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 learner = self.build("learner")
                 data = self.training_data()
-                policy = learner.fit(LearnRequest(data, self.context(artifact.workdir), normalization_of(self.dataset())))
+                policy = learner.fit(LearnRequest(data, self.context(artifact), normalization_of(self.dataset())))
                 learner.save(policy, artifact.workdir)
                 artifact.record["training_episodes"] = data.episodes
         self.artifacts["learn"] = artifact
@@ -189,7 +235,7 @@ class Pipeline:
         with self.run.stage("evaluate", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
-                policy = self.build("learner").load(learned.folder, self.context(None))
+                policy = self.build("learner").load(learned.folder, self.context())
                 settings = self.config["evaluate"]
                 outcome = evaluate(self.env, policy, int(settings["episodes"]), self.seed,
                                    normalization_of(self.dataset()), greedy=bool(settings.get("greedy", True)))
@@ -219,7 +265,8 @@ class Pipeline:
     def results(self) -> dict:
         evaluation = self.artifacts["evaluate"].meta()["evaluation"]
         collected = self.artifacts["collect"].meta()
-        augmented = self.artifacts["augment"].meta()
+        generated = self.artifacts["generate"].meta()
+        trained = self.artifacts.get("train")
         labelled = self.artifacts.get("label")
         from codi_kit.versions import versions
 
@@ -235,10 +282,11 @@ class Pipeline:
                                           "return_per_agent_mean", "quality_score", "greedy", "R_lo", "R_hi")},
             "evaluation_episodes": evaluation["episodes"],
             "dataset_episodes": collected["summary"]["episodes"],
-            "generated_episodes": augmented["generated_episodes"],
+            "generated_episodes": generated["generated_episodes"],
             "dataset_summary": collected["summary"],
             "label_stats": labelled.meta()["stats"] if labelled else None,
-            "augment_diagnostics": augmented.get("diagnostics", {}),
+            "train_diagnostics": trained.meta()["diagnostics"] if trained else None,
+            "augment_diagnostics": generated.get("diagnostics", {}),
             "artifacts": {stage: a.folder.name for stage, a in self.artifacts.items() if a is not None},
             "reused": [stage for stage, a in self.artifacts.items() if a is not None and a.reused],
             "timings": {stage: round(a.seconds, 3) for stage, a in self.artifacts.items() if a is not None},

@@ -39,7 +39,7 @@ def transitions(dataset: Dataset, device: torch.device, episodes: np.ndarray | N
     if episodes is not None:
         dataset = dataset.select(episodes)
     valid = dataset.step_mask()
-    following = np.minimum(np.arange(dataset.horizon)[None, :] + 1, dataset.lengths[:, None] - 1)
+    following = np.minimum(np.arange(dataset.padded_length)[None, :] + 1, dataset.lengths[:, None] - 1)
     following = np.broadcast_to(following, valid.shape)
     e_index, t_index = np.nonzero(valid)
     t_next = following[e_index, t_index]

@@ -37,7 +37,7 @@ def test_merge_keeps_provenance_and_pads_time(cn_dataset):
                     state=short.state[:, :10], provenance=np.full(5, "generated:test"))
     merged = Dataset.merge(cn_dataset, short)
     assert merged.episodes == cn_dataset.episodes + 5
-    assert merged.horizon == cn_dataset.horizon
+    assert merged.padded_length == cn_dataset.padded_length
     assert (merged.provenance[-5:] == "generated:test").all() and (merged.provenance[:-5] == "original").all()
     assert not merged.expert_mask[-5:].any()  # generated episodes carry no ground truth
     validate(merged)

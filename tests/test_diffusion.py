@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from codi_kit.codec import identity_codec
 from codi_kit.diffusion.denoiser import DENOISERS, AgentMlp, AgentUnet
-from codi_kit.diffusion.dynamics import DynamicsModels
-from codi_kit.diffusion.guidance import agent_conditions, guided_noise
+from codi_kit.diffusion.guidance import agent_conditions, guided_output
+from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.sample import sample_segments
 from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.diffusion.settings import DiffusionSettings
-from codi_kit.diffusion.stitch import generate
+from codi_kit.diffusion.stitch import Stitcher
 from codi_kit.diffusion.trainer import segment_data, training_conditions
 
 
@@ -23,11 +24,20 @@ def net(request):
     return DENOISERS[request.param](feature_dim=18, agents=3, width=32, horizon=8).eval()
 
 
+def untrained_model(denoiser: str, dataset) -> DiffusionModel:
+    """An untrained diffusion model over CN observations (what stitching tests need)."""
+    torch.manual_seed(0)
+    architecture = Architecture(features=18, agents=3, actions=5, horizon=8, denoiser=denoiser, width=32,
+                                prediction="noise", diffusion_steps=20, dynamics_hidden=16, ema_decay=0.995,
+                                codec="observations")
+    return DiffusionModel(architecture, Normaliser.fit(dataset, identity_codec(), "cpu"), "cpu").eval()
+
+
 def test_composed_guidance_in_one_pass_equals_n_plus_one_separate_passes(net):
     x, k = torch.randn(5, 8, 3, 18), torch.full((5,), 7)
     rtg = torch.rand(5)
     conditions = agent_conditions(rtg, 3, weight=1.5, compose=True, use_labels=True)
-    batched = guided_noise(net, x, k, conditions)
+    batched = guided_output(net, x, k, conditions)
     zeros = torch.zeros(5, 3)
     with torch.no_grad():
         unconditional = net(x, k, torch.zeros(5), torch.zeros(5), zeros, zeros)
@@ -53,7 +63,7 @@ def test_ablation_and_madiff_conditions():
 def test_label_dropout_masks_each_dimension_at_the_set_rate(cn_dataset):
     index = cn_dataset.segment_index(8)
     labels = np.eye(3, dtype=np.float32)[cn_dataset.expert_mask[index[:, 0]].argmax(1)]
-    data = segment_data(cn_dataset, 8, index, labels, torch.device("cpu"))
+    data = segment_data(cn_dataset, 8, index, labels, Normaliser.fit(cn_dataset, identity_codec(), "cpu"))
     settings = DiffusionSettings(label_dropout=0.25, condition_dropout=0.0)
     rows = torch.randint(0, len(index), (20000,))
     _, return_mask, z, label_mask = training_conditions(data, rows, settings, torch.Generator().manual_seed(0))
@@ -143,34 +153,32 @@ def test_a_codec_that_does_not_rebuild_the_observations_is_refused(cn_dataset):
         broken.check(cn_dataset.obs)
 
 
-def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(net, cn_dataset):
-    index = cn_dataset.segment_index(8)
-    data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
-    torch.manual_seed(0)
-    dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
-    settings = DiffusionSettings(sampling_steps=3, generation_batch=4, use_labels=False, compose=False)
-    starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
-    trajectories, stats = generate(net, dynamics, CosineSchedule(20), data, settings, starts, 5, 25, 0.0, 1e9, 0,
-                                   torch.device("cpu"))
-    assert len(trajectories) == 5 and stats.summary()["acceptance_rate"] == 1.0
+@pytest.mark.parametrize("denoiser", sorted(DENOISERS))
+def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(denoiser, cn_dataset):
+    model = untrained_model(denoiser, cn_dataset)
+    settings = DiffusionSettings(sampling_steps=3, generation_batch=4, use_labels=False, compose=False,
+                                 consistency_threshold=1e9)
+    starts = model.normaliser.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
+    stitcher = Stitcher(model, settings, starts, 0.0, 0)
+    trajectories = stitcher.run(5, 25)
+    assert len(trajectories) == 5 and stitcher.stats.summary()["acceptance_rate"] == 1.0
     for trajectory in trajectories:
         obs = torch.stack(trajectory.obs)
         assert len(obs) >= 26 and len(trajectory.actions) >= 25 and len(trajectory.rewards) >= 25
         assert any(np.allclose(obs[0].numpy(), start) for start in starts)  # o_0 drawn from the dataset
         imputed = torch.stack(trajectory.actions)
-        _, recomputed = dynamics.consistency_error(obs[:-1].unsqueeze(0), obs[1:].unsqueeze(0))
+        _, recomputed = model.consistency_error(obs.unsqueeze(0))
         torch.testing.assert_close(imputed, recomputed[0][: len(imputed)])
 
 
-def test_failed_segments_are_resampled_then_restarted_then_given_up(net, cn_dataset):
-    index = cn_dataset.segment_index(8)
-    data = segment_data(cn_dataset, 8, index, None, torch.device("cpu"))
-    dynamics = DynamicsModels(18, 3, 5, hidden=16).eval()
+@pytest.mark.parametrize("denoiser", sorted(DENOISERS))
+def test_failed_segments_are_resampled_then_restarted_then_given_up(denoiser, cn_dataset):
+    model = untrained_model(denoiser, cn_dataset)
     settings = DiffusionSettings(sampling_steps=2, generation_batch=2, use_labels=False, compose=False,
-                                 max_resamples=2, max_restarts=1)
-    starts = data.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
-    trajectories, stats = generate(net, dynamics, CosineSchedule(20), data, settings, starts, 2, 25, 0.0, -1.0, 0,
-                                   torch.device("cpu"))
+                                 max_resamples=2, max_restarts=1, consistency_threshold=-1.0)
+    starts = model.normaliser.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
+    stitcher = Stitcher(model, settings, starts, 0.0, 0)
+    trajectories, stats = stitcher.run(2, 25), stitcher.stats
     assert trajectories == [] and stats.segments_accepted == 0
     assert stats.resamples > 0 and stats.restarts > 0 and stats.abandoned > 0
     assert stats.stopped_early  # two full rounds with nothing accepted: no more time is burnt

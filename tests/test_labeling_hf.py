@@ -6,29 +6,12 @@ import torch
 from codi_kit import plugins
 from codi_kit.context import StageContext
 from codi_kit.labeling import LabelRequest
+from conftest import build_tiny_causal_lm
 
 
 @pytest.fixture(scope="module", params=[True, False], ids=["chat-template", "plain"])
 def tiny_model(request, tmp_path_factory):
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-lm")
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    corpus = ["Agent 1 Agent 2 Agent 3 Best agent: t=0: action=no-op; move left right up down nearest landmark "
-              "id=1 distance to nearest landmark=0.407 Which agent performs best in this segment?"] * 20
-    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<pad>", "</s>"]))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
-    if request.param:
-        fast.chat_template = "{% for m in messages %}User: {{ m['content'] }}\n{% endfor %}Assistant: "
-    fast.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=4096,
-                         pad_token_id=fast.pad_token_id)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return folder
+    return build_tiny_causal_lm(tmp_path_factory.mktemp("tiny-lm"), chat_template=request.param)
 
 
 def test_hf_teacher_gives_a_valid_label_and_confidence_for_every_segment(tiny_model, cn_dataset, cn_env, tmp_path):

@@ -1,59 +1,16 @@
 """The openai teacher against a real chat-completions server on 127.0.0.1, through the official client."""
 import json
-import threading
 import time
 
 import numpy as np
 import pytest
 import torch
-from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from codi_kit import plugins
 from codi_kit.context import StageContext
 from codi_kit.labeling import LabelRequest
-
-ROUTE = "/v1/chat/completions"
-
-
-def completion(text, prompt_tokens=100, completion_tokens=5):
-    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens}}
-    return Response(json.dumps(body), status=200, content_type="application/json")
-
-
-class FakeServer:
-    """Answers through ``reply(request_json, call_number)``; records requests and peak concurrency."""
-
-    def __init__(self, server, reply, delay=0.0):
-        self.server, self.reply, self.delay = server, reply, delay
-        self.lock, self.active, self.peak, self.requests = threading.Lock(), 0, 0, []
-        server.expect_request(ROUTE, method="POST").respond_with_handler(self.handle)
-
-    def handle(self, request):
-        with self.lock:
-            self.active += 1
-            self.peak = max(self.peak, self.active)
-            self.requests.append(request.get_json())
-            number = len(self.requests)
-        try:
-            time.sleep(self.delay)
-            return self.reply(request.get_json(), number)
-        finally:
-            with self.lock:
-                self.active -= 1
-
-
-@pytest.fixture
-def httpserver():
-    server = HTTPServer(host="127.0.0.1", threaded=True)
-    server.start()
-    yield server
-    server.clear()
-    server.stop()
-
+from conftest import FakeServer, completion
 
 @pytest.fixture
 def ask(cn_dataset, cn_env, tmp_path):

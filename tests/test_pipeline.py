@@ -25,7 +25,7 @@ def test_run_writes_results_and_report_then_reuses_every_stage(tmp_path, runner)
     assert results["R_hi"] > results["R_lo"]
     expected = (results["return_mean"] - results["R_lo"]) / (results["R_hi"] - results["R_lo"])
     assert results["normalized_return"] == pytest.approx(expected, rel=1e-5)
-    assert set(results["timings"]) >= {"collect", "augment", "learn", "evaluate", "report"}
+    assert set(results["timings"]) >= {"collect", "generate", "learn", "evaluate", "report"}
     assert results["reused"] == []
     report = (out / "report.md").read_text()
     assert "normalised return" in report and f"{results['normalized_return']:.4g}" in report
@@ -35,7 +35,7 @@ def test_run_writes_results_and_report_then_reuses_every_stage(tmp_path, runner)
     again = runner.invoke(main, ["run", "--out", str(out), *TINY])
     assert again.exit_code == 0, again.output
     rerun = json.loads((out / "results.json").read_text())
-    assert set(rerun["reused"]) == {"collect", "augment", "learn", "evaluate"}
+    assert set(rerun["reused"]) == {"collect", "generate", "learn", "evaluate"}
     assert rerun["return_mean"] == results["return_mean"]
 
     forced = runner.invoke(main, ["run", "--out", str(out), "--force", *TINY])
@@ -49,7 +49,7 @@ def test_changed_setting_recomputes_only_downstream(tmp_path, runner):
     result = runner.invoke(main, ["run", "--out", str(out), *TINY, "--set", "learner.steps=40"])
     assert result.exit_code == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results["reused"]) == {"collect", "augment"}
+    assert set(results["reused"]) == {"collect", "generate"}
     assert len(list(out.glob("learn-*"))) == 2
 
 
@@ -120,9 +120,9 @@ def test_run_on_an_existing_dataset_file_and_report_over_runs(tmp_path, runner):
 
 def test_stage_command_runs_up_to_its_stage(tmp_path, runner):
     out = tmp_path / "run"
-    result = runner.invoke(main, ["augment", "--out", str(out), *TINY])
+    result = runner.invoke(main, ["generate", "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
-    assert list(out.glob("collect-*")) and list(out.glob("augment-*")) and not list(out.glob("learn-*"))
+    assert list(out.glob("collect-*")) and list(out.glob("generate-*")) and not list(out.glob("learn-*"))
 
 
 def test_privileged_labels_match_the_expert(tmp_path, cn_dataset, cn_env):
@@ -144,27 +144,21 @@ def test_privileged_labels_match_the_expert(tmp_path, cn_dataset, cn_env):
 
 
 def test_labels_reach_an_augmenter_and_generated_episodes_reach_the_learner(tmp_path, runner):
-    from codi_kit.augment import Augmenter
+    from codi_kit.augment import Augmenter, Generated
 
     seen = {}
 
     class ReplayBestLabelled(Augmenter):
         """Test augmenter: re-emits the episodes whose first segment's label is agent 0."""
 
-        @attrs.frozen
-        class Config:
-            pass
-
-        def __init__(self, config):
-            self.diagnostics = {}
+        needs_labels = True
 
         def generate(self, request):
             labels = request.labels
             first = labels.segments[:, 1] == 0
             chosen = labels.segments[first][labels.z[first].argmax(1) == 0, 0]
             seen["z_rows"] = labels.z.shape
-            self.diagnostics = {"chosen": int(len(chosen))}
-            return request.dataset.select(chosen)
+            return Generated(request.dataset.select(chosen), {"chosen": int(len(chosen))})
 
     class Provider:
         @codi_kit.hookimpl
@@ -181,5 +175,5 @@ def test_labels_reach_an_augmenter_and_generated_episodes_reach_the_learner(tmp_
     assert chosen > 0 and results["generated_episodes"] == chosen
     learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
     assert learned["training_episodes"] == 40 + chosen
-    generated = Dataset.load(next(out.glob("augment-*/generated.npz")))
+    generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
     assert (generated.provenance == "generated:replay-test").all()

@@ -13,13 +13,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from codi_kit.dataset import Dataset
 from codi_kit.diffusion.guidance import Conditions
-from codi_kit.diffusion.sample import inpaint, sample_segments
-from codi_kit.diffusion.trainer import denoising_loss
+from codi_kit.diffusion.model import DiffusionModel
+from codi_kit.diffusion.sample import inpaint
+from codi_kit.diffusion.trainer import SegmentData, denoising_loss
+from codi_kit.probes import GoalDistance, QualityScore, Speed, probe
 
 
 @torch.no_grad()
-def label_sensitivity(model, schedule, data, count: int, seed: int) -> dict | None:
+def label_sensitivity(model: DiffusionModel, data: SegmentData, count: int, seed: int) -> dict | None:
     """Mean denoising loss with correct labels vs the same noise with labels shuffled across the batch."""
     if data.labels is None:
         return None
@@ -31,33 +34,33 @@ def label_sensitivity(model, schedule, data, count: int, seed: int) -> dict | No
     for name, labels in (("correct", data.labels[rows]), ("shuffled", data.labels[rows][torch.randperm(len(rows))])):
         generator = torch.Generator().manual_seed(seed)  # same noise and steps for both
         conditions = (data.return_to_go[rows], ones, labels, torch.ones(len(rows), agents, device=data.x.device))
-        losses[name] = float(np.mean([denoising_loss(model, schedule, data.x[rows], conditions, generator, data.held).item()
-                                      for _ in range(4)]))
+        losses[name] = float(np.mean([denoising_loss(model.sampler, model.schedule, data.x[rows], conditions, generator,
+                                                     model.normaliser.held).item() for _ in range(4)]))
     return {"loss_correct_labels": losses["correct"], "loss_shuffled_labels": losses["shuffled"],
             "loss_gap": losses["shuffled"] - losses["correct"]}
 
 
 @torch.no_grad()
-def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_segments: np.ndarray | None,
+def goal_probe(model: DiffusionModel, settings, env, starts: np.ndarray, target_return: float, reference: Dataset | None,
                count: int, seed: int) -> dict | None:
-    """Agent i's goal progress when conditioned "agent i is good", minus the other agents' progress."""
-    if not settings.use_labels or env.goal_distance(data.observations(torch.as_tensor(starts[:1]))) is None:
+    """Agent i's goal progress when conditioned "agent i is good", minus the other agents' progress,
+    from real initial steps ``starts`` and the return-to-go that generation conditions on."""
+    goal = probe(env, GoalDistance)
+    if not settings.use_labels or goal is None:
         return None
-    goal = env.goal_distance
     rng = np.random.default_rng([seed, 31])
-    first = torch.as_tensor(starts[rng.choice(len(starts), count)], device=data.x.device)
+    device = model.normaliser.mean.device
+    first = torch.as_tensor(starts[rng.choice(len(starts), count)], device=device)
     agents = first.shape[1]
     generator = torch.Generator().manual_seed(seed)
     differences = []
     for agent in range(agents):
-        mask = torch.zeros(1, count, agents, device=first.device)
+        mask = torch.zeros(1, count, agents, device=device)
         mask[..., agent] = 1
-        conditions = Conditions(data.return_to_go.quantile(settings.target_return_quantile).expand(1, count),
-                                torch.ones(1, count, device=first.device), mask.clone(), mask,
-                                torch.full((1,), settings.guidance_weight, device=first.device))
-        segments = data.observations(sample_segments(model, schedule, first, settings.horizon, conditions,
-                                                     settings.sampling_steps, settings.eta, generator, data.held,
-                                                     settings.sampling_spacing))
+        conditions = Conditions(torch.full((1, count), target_return, device=device), torch.ones(1, count, device=device),
+                                mask.clone(), mask, torch.full((1,), settings.guidance_weight, device=device))
+        segments = model.normaliser.observations(model.sample(first, conditions, settings.sampling_steps, settings.eta,
+                                                              settings.sampling_spacing, generator))
         distances = goal(segments)  # [B,H,N]
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)
@@ -66,30 +69,33 @@ def goal_probe(model, schedule, data, settings, env, starts: np.ndarray, expert_
     result = {"probe_conditioned_margin": float(every.mean()),
               "probe_margin_per_agent": [float(d.mean()) for d in differences],
               "probe_margin_stderr": float(every.std() / np.sqrt(len(every)))}
-    if expert_segments is not None:
-        distances = goal(expert_segments[0])
+    if reference is not None and reference.expert_mask is not None:
+        index = reference.segment_index(model.architecture.horizon)
+        distances = goal(reference.segments("obs", index, model.architecture.horizon))
         progress = distances[:, 0] - distances[:, -1]
-        mask = expert_segments[1]
+        mask = reference.expert_mask[index[:, 0]]
         result["probe_expert_margin"] = float(progress[mask].mean() - progress[~mask].mean())
     return result
 
 
 @torch.no_grad()
-def denoised_progress(model, schedule, data, env, count: int, seed: int, steps=(30, 70, 90)) -> dict | None:
+def denoised_progress(model: DiffusionModel, data: SegmentData, env, count: int, seed: int, steps=(30, 70, 90)) -> dict | None:
     """Does the denoiser know where the labelled-best agent goes? Real segments are noised to step k
     and denoised in one shot (the model's x_0 estimate) with their labels and with labels masked;
     the best agent's (argmax z) goal progress over the segment is compared with the real one. An
     estimate that stays short of the real progress at high k, labels or not, is a conditional mean
     the model has not learned."""
-    if data.labels is None or env.goal_distance(data.observations(data.x[:1, 0])) is None:
+    goal = probe(env, GoalDistance)
+    if data.labels is None or goal is None:
         return None
     rows = torch.as_tensor(np.random.default_rng([seed, 37]).choice(len(data.x), min(count, len(data.x)), replace=False),
                            device=data.x.device)
     x0, labels = data.x[rows], data.labels[rows]
     best = labels.argmax(1).cpu().numpy()
+    denoiser, schedule, held = model.sampler, model.schedule, model.normaliser.held
 
     def progress(x):
-        distances = env.goal_distance(data.observations(x))
+        distances = goal(model.normaliser.observations(x))
         moved = distances[:, 0] - distances[:, -1]
         return float(moved[np.arange(len(best)), best].mean())
 
@@ -99,19 +105,21 @@ def denoised_progress(model, schedule, data, env, count: int, seed: int, steps=(
         k = min(k, schedule.steps)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         steps = torch.full((len(rows),), k, device=x0.device)
-        noisy = inpaint(schedule.noise(x0, steps, noise), x0[:, 0], data.held)
+        noisy = inpaint(schedule.noise(x0, steps, noise), x0[:, 0], held)
         for name, mask in (("labels", torch.ones_like(labels)), ("masked", torch.zeros_like(labels))):
-            output = model(noisy, steps, data.return_to_go[rows], ones, labels, mask)
-            estimate = schedule.clean_estimate(noisy, k, schedule.noise_from(model.prediction, noisy, k, output))
-            result[f"k{k}_{name}"] = progress(inpaint(estimate, x0[:, 0], data.held))
+            output = denoiser(noisy, steps, data.return_to_go[rows], ones, labels, mask)
+            estimate = schedule.clean_estimate(noisy, k, schedule.noise_from(denoiser.prediction, noisy, k, output))
+            result[f"k{k}_{name}"] = progress(inpaint(estimate, x0[:, 0], held))
     return result
 
 
-def behaviour(env, obs: np.ndarray, actions: np.ndarray, lengths: np.ndarray) -> dict:
-    """Quality score of final observations, mean speed and no-op share, for any set of episodes."""
+def behaviour(env, episodes: Dataset) -> dict:
+    """Quality score of final observations, mean speed and no-op share, for any set of episodes;
+    what the env does not measure (see ``codi_kit.probes``) is None."""
+    obs, lengths = episodes.obs, episodes.lengths
     final = obs[np.arange(len(lengths)), lengths - 1]
-    valid = np.arange(obs.shape[1])[None, :] < lengths[:, None]
-    speeds = env.speed(obs[valid]) if valid.any() else None
-    return {"quality_score": env.quality_score(final) if len(final) else None,
-            "mean_speed": float(speeds.mean()) if speeds is not None else None,
-            "noop_share": float((actions[valid] == 0).mean()) if valid.any() else None}
+    valid = episodes.step_mask()
+    score, speed = probe(env, QualityScore), probe(env, Speed)
+    return {"quality_score": score(final) if score and len(final) else None,
+            "mean_speed": float(speed(obs[valid]).mean()) if speed and valid.any() else None,
+            "noop_share": float((episodes.actions[valid] == 0).mean()) if valid.any() else None}

@@ -41,8 +41,10 @@ def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, com
     return Conditions(return_to_go[None], ones[None], labels, labels.clone(), torch.full((1,), weight, device=device))
 
 
-def guided_noise(model, x: torch.Tensor, k: torch.Tensor, conditions: Conditions) -> torch.Tensor:
-    """eps_u + sum_i w_i (eps_i - eps_u), all c+1 predictions from a single batched forward."""
+def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions) -> torch.Tensor:
+    """out_u + sum_i w_i (out_i - out_u), all c+1 predictions from a single batched forward. The
+    outputs are whatever the denoiser predicts (noise, sample or v); each is linear in the noise,
+    so composing them is composing the noise estimates of Eq. 8."""
     c, batch = conditions.count, x.shape[0]
     agents = x.shape[2]
     zeros = torch.zeros(1, batch, device=x.device)
@@ -52,8 +54,8 @@ def guided_noise(model, x: torch.Tensor, k: torch.Tensor, conditions: Conditions
     labels = torch.cat([no_labels, conditions.labels]).reshape(-1, agents)
     label_mask = torch.cat([no_labels, conditions.label_mask]).reshape(-1, agents)
     repeated = x.repeat(c + 1, 1, 1, 1)
-    epsilon = model(repeated, k.repeat(c + 1), return_to_go, return_mask, labels, label_mask)
-    epsilon = epsilon.view(c + 1, batch, *x.shape[1:])
-    unconditional, conditional = epsilon[0], epsilon[1:]
+    outputs = denoiser(repeated, k.repeat(c + 1), return_to_go, return_mask, labels, label_mask)
+    outputs = outputs.view(c + 1, batch, *x.shape[1:])
+    unconditional, conditional = outputs[0], outputs[1:]
     weights = conditions.weights.view(c, 1, 1, 1, 1)
-    return unconditional + (weights * (conditional - unconditional)).sum(0)
+    return unconditional + (weights * (conditional - unconditional)).sum(0)  # Eq. 8

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from codi_kit.diffusion.guidance import Conditions, guided_noise
+from codi_kit.diffusion.guidance import Conditions, guided_output
 from codi_kit.diffusion.schedule import CosineSchedule
 
 
@@ -17,7 +17,7 @@ def inpaint(x: torch.Tensor, first: torch.Tensor, held: torch.Tensor | None = No
 
 
 @torch.no_grad()
-def sample_segments(model, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
+def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
                     sampling_steps: int, eta: float, generator: torch.Generator,
                     held: torch.Tensor | None = None, spacing: str = "uniform") -> torch.Tensor:
     """Segments [B,H,N,D] (normalised) starting exactly at ``first`` [B,N,D]; the ``held`` features
@@ -27,7 +27,7 @@ def sample_segments(model, schedule: CosineSchedule, first: torch.Tensor, horizo
     x = inpaint(x, first, held)
     steps = schedule.sampling_steps(sampling_steps, spacing)
     for k, k_previous in zip(steps, steps[1:] + [0]):
-        output = guided_noise(model, x, torch.full((batch,), k, device=first.device), conditions)
-        epsilon = schedule.noise_from(model.prediction, x, k, output)
-        x = inpaint(schedule.ddim_step(x, epsilon, k, k_previous, eta, generator), first, held)
+        output = guided_output(denoiser, x, torch.full((batch,), k, device=first.device), conditions)
+        noise = schedule.noise_from(denoiser.prediction, x, k, output)
+        x = inpaint(schedule.ddim_step(x, noise, k, k_previous, eta, generator), first, held)
     return x

@@ -1,63 +1,40 @@
-"""Training of the conditional denoiser (paper Eq. 6) jointly with the dynamics models (Eq. 9)."""
+"""Training of the conditional denoiser (paper Eq. 6) jointly with the dynamics models (Eq. 9),
+resumable from checkpoints written atomically every ``checkpoint_every`` updates."""
 from __future__ import annotations
 
 import attrs
 import numpy as np
 import torch
 
-from codi_kit.codec import StateCodec, identity_codec
+from codi_kit.atomic import atomic_path
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.denoiser import DENOISERS
-from codi_kit.diffusion.dynamics import DynamicsModels
+from codi_kit.diffusion.model import DiffusionModel, Normaliser
 from codi_kit.diffusion.sample import inpaint
-from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.diffusion.settings import DiffusionSettings
-from codi_kit.progress import progress_bar
+from codi_kit.progress import progress_bar, say
 from codi_kit.replay import transitions
+
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 @attrs.define
 class SegmentData:
-    """Normalised training segments: x [M,H,N,O], initial RTG [M], labels z [M,N] (or None)."""
+    """Normalised training segments: x [M,H,N,D], initial RTG [M], labels z [M,N] (or None)."""
 
     x: torch.Tensor
     return_to_go: torch.Tensor
     labels: torch.Tensor | None
-    mean: torch.Tensor  # [O] observation normalisation
-    std: torch.Tensor
-    return_scale: float
-    reward_scale: float
-    held: torch.Tensor  # [O] bool: features held from o_0 at every step (constant within an episode)
-    codec: StateCodec = attrs.field(factory=identity_codec)  # what x is: observations or an env's states
-
-    def normalise(self, obs):
-        return (obs - self.mean) / self.std
-
-    def denormalise(self, x):
-        return x * self.std + self.mean
-
-    def observations(self, x: torch.Tensor) -> np.ndarray:
-        """Normalised diffused segments -> observations (numpy)."""
-        return self.codec.decode(self.denormalise(x).cpu().numpy())
+    normaliser: Normaliser
 
 
-def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.ndarray | None, device,
-                 codec: StateCodec | None = None) -> SegmentData:
-    """``dataset`` holds what is diffused in its ``obs``: observations, or ``codec``'s states."""
-    codec = codec or identity_codec()
-    valid = dataset.step_mask()
-    steps = dataset.obs[valid]  # [S,N,O]
-    mean = torch.as_tensor(steps.reshape(-1, steps.shape[-1]).mean(0), device=device)
-    std = torch.as_tensor(steps.reshape(-1, steps.shape[-1]).std(0) + 1e-3, device=device)
-    return_to_go = dataset.return_to_go()
-    return_scale = float(np.abs(return_to_go[:, 0]).max() or 1.0)
-    reward_scale = float(dataset.rewards[valid].std() or 1.0)
-    x = (torch.as_tensor(dataset.segments("obs", index, horizon), device=device) - mean) / std
-    rtg = torch.as_tensor(return_to_go[index[:, 0], index[:, 1]] / return_scale, device=device, dtype=torch.float32)
+def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.ndarray | None,
+                 normaliser: Normaliser) -> SegmentData:
+    """``dataset`` holds what is diffused in its ``obs`` (observations, or the codec's states)."""
+    device = normaliser.mean.device
+    x = normaliser.normalise(torch.as_tensor(dataset.segments("obs", index, horizon), device=device))
+    return_to_go = dataset.return_to_go()[index[:, 0], index[:, 1]] / normaliser.return_scale
     z = None if labels is None else torch.as_tensor(labels, device=device)
-    held_mask = torch.zeros(x.shape[-1], dtype=torch.bool, device=device)
-    held_mask[list(codec.held)] = True
-    return SegmentData(x, rtg, z, mean, std, return_scale, reward_scale, held_mask, codec)
+    return SegmentData(x, torch.as_tensor(return_to_go, device=device, dtype=torch.float32), z, normaliser)
 
 
 def training_conditions(data: SegmentData, rows: torch.Tensor, settings: DiffusionSettings, generator: torch.Generator):
@@ -77,49 +54,82 @@ def training_conditions(data: SegmentData, rows: torch.Tensor, settings: Diffusi
     return data.return_to_go[rows], return_mask, data.labels[rows], label_mask
 
 
-def denoising_loss(model, schedule, x0, conditions, generator, held: torch.Tensor | None = None) -> torch.Tensor:
-    """Eq. 6: || eps - eps_theta(x_k, k | R, z) ||^2 with the first observation and the held
-    features kept clean (they are always given at generation: inpainting)."""
+def denoising_loss(denoiser, schedule, x0, conditions, generator, held: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 6: || target - output_theta(x_k, k | R, z) ||^2 (the target is the noise, the sample or v,
+    as the denoiser predicts) with the first observation and the held features kept clean (they
+    are always given at generation: inpainting)."""
     batch = x0.shape[0]
     k = torch.randint(1, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     noisy = inpaint(schedule.noise(x0, k, noise), x0[:, 0], held)
-    error = (model(noisy, k, *conditions) - schedule.target(model.prediction, x0, k, noise))[:, 1:]
+    error = (denoiser(noisy, k, *conditions) - schedule.target(denoiser.prediction, x0, k, noise))[:, 1:]
     return (error if held is None else error[..., ~held]).pow(2).mean()
 
 
-def train_models(dataset: Dataset, data: SegmentData, settings: DiffusionSettings, context, description: str):
-    """The denoiser and the dynamics models, trained side by side for ``train_steps`` updates."""
-    device, spec = context.device, context.env.spec
-    torch.manual_seed(context.seed)
-    agents, features = data.x.shape[2], data.x.shape[3]
-    model = DENOISERS[settings.denoiser](features, agents, settings.width, settings.horizon, settings.prediction).to(device)
-    dynamics = DynamicsModels(features, agents, spec.actions, settings.dynamics_hidden).to(device)
-    schedule = CosineSchedule(settings.diffusion_steps, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate)
-    dynamics_optimizer = torch.optim.Adam(dynamics.parameters(), lr=settings.dynamics_learning_rate)
-    replay = transitions(dataset, device)
-    real_steps = torch.nonzero(replay.done == 0).squeeze(1)  # an episode's last step has no next observation
+def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: DiffusionSettings, context,
+          description: str) -> None:
+    """``train_steps`` updates of the denoiser and the dynamics models side by side, continuing from
+    the last checkpoint in ``context.checkpoints`` when an earlier run was interrupted."""
+    optimizer = torch.optim.Adam(model.denoiser.parameters(), lr=settings.learning_rate)
+    dynamics_optimizer = torch.optim.Adam(model.dynamics.parameters(), lr=settings.dynamics_learning_rate)
     generator = torch.Generator().manual_seed(context.seed)
+    replay = transitions(dataset, data.x.device)
+    real_steps = torch.nonzero(replay.done == 0).squeeze(1)  # an episode's last step has no next observation
+    normalise = model.normaliser.normalise
+    state = {"model": model, "optimizer": optimizer, "dynamics_optimizer": dynamics_optimizer, "generator": generator,
+             "curve": []}
+    done = _resume(context, state)
     with progress_bar(settings.train_steps, description) as bar:
-        for step in range(1, settings.train_steps + 1):
-            rows = torch.randint(0, data.x.shape[0], (settings.batch_size,), generator=generator).to(device)
-            loss = denoising_loss(model, schedule, data.x[rows], training_conditions(data, rows, settings, generator), generator,
-                                  data.held)
+        bar.advance(done)
+        for step in range(done + 1, settings.train_steps + 1):
+            rows = torch.randint(0, data.x.shape[0], (settings.batch_size,), generator=generator).to(data.x.device)
+            loss = denoising_loss(model.denoiser, model.schedule, data.x[rows],
+                                  training_conditions(data, rows, settings, generator), generator, model.normaliser.held)
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0)
             optimizer.step()
-            picked = torch.randint(0, len(real_steps), (settings.batch_size,), generator=generator).to(device)
+            model.update_ema(step, settings.ema_every, settings.ema_start)
+            picked = torch.randint(0, len(real_steps), (settings.batch_size,), generator=generator).to(data.x.device)
             batch = replay.take(real_steps[picked])
-            dynamics_loss, parts = dynamics.loss(data.normalise(batch["obs"]), batch["actions"], data.normalise(batch["next_obs"]),
-                                                 batch["rewards"], batch["avail"], data.reward_scale)
+            dynamics_loss, parts = model.dynamics.loss(normalise(batch["obs"]), batch["actions"], normalise(batch["next_obs"]),
+                                                       batch["rewards"], batch["avail"], model.normaliser.reward_scale)
             dynamics_optimizer.zero_grad()
             dynamics_loss.backward()
             dynamics_optimizer.step()
+            model.updates = step
             bar.advance()
             if step % settings.log_every == 0 or step == settings.train_steps:
                 record = {"step": step, "denoising_loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
+                state["curve"].append(record)
                 context.log_metrics(record)
                 bar.update(loss=record["denoising_loss"], inverse=record["inverse_loss"])
-    return model.eval(), dynamics.eval(), schedule
+            if context.checkpoints is not None and step % settings.checkpoint_every == 0 and step < settings.train_steps:
+                _checkpoint(context, state, step)
+    model.eval()
+
+
+def _checkpoint(context, state: dict, step: int) -> None:
+    """Everything a rerun needs to continue exactly: weights (raw, EMA, dynamics), optimiser
+    moments, the sampling generator and the training curve so far; one atomic rename."""
+    context.checkpoints.mkdir(parents=True, exist_ok=True)
+    payload = {"step": step, "curve": state["curve"], "generator": state["generator"].get_state(),
+               **{name: state[name].state_dict() for name in ("model", "optimizer", "dynamics_optimizer")}}
+    with atomic_path(context.checkpoints / CHECKPOINT_FILE) as temporary:
+        torch.save(payload, temporary)
+
+
+def _resume(context, state: dict) -> int:
+    """Load the last checkpoint into ``state``; the number of updates it had done (0: none)."""
+    path = None if context.checkpoints is None else context.checkpoints / CHECKPOINT_FILE
+    if path is None or not path.exists():
+        return 0
+    payload = torch.load(path, map_location=state["model"].schedule.alpha_bar.device, weights_only=True)
+    for name in ("model", "optimizer", "dynamics_optimizer"):
+        state[name].load_state_dict(payload[name])
+    state["generator"].set_state(payload["generator"].cpu())
+    state["curve"] = payload["curve"]
+    for record in state["curve"]:  # the training curve so far, into this run's metrics log
+        context.log_metrics(record)
+    say(f"train: resuming from the checkpoint at update {payload['step']}")
+    return int(payload["step"])

@@ -5,13 +5,9 @@ import attrs
 import codi_kit
 from codi_kit.diffusion.augmenter import DiffusionAugmenter
 from codi_kit.diffusion.settings import DiffusionSettings
-from codi_kit_plugins.augmenters.codi import Codi
 
 
 class MADiff(DiffusionAugmenter):
-    needs_labels = False
-    PROFILES = Codi.PROFILES
-
     @attrs.frozen
     class Config(DiffusionSettings):
         use_labels: bool = False

@@ -2,14 +2,12 @@
 from __future__ import annotations
 
 import codi_kit
-from codi_kit.augment import Augmenter
+from codi_kit.augment import Augmenter, Generated
 
 
 class NoAugmentation(Augmenter):
-    needs_labels = False
-
     def generate(self, request):
-        return request.dataset.select(slice(0, 0))
+        return Generated(request.dataset.select(slice(0, 0)))
 
 
 @codi_kit.hookimpl

@@ -1,0 +1,167 @@
+"""One trained diffusion model and everything sampling needs: the denoiser (raw weights to resume
+training, an exponential moving average of them to sample with), the dynamics models of Eq. 9,
+the noise schedule, the normaliser and the codec of what is diffused. ``fit`` saves it into the
+train artifact; every generation, ablation and diagnostic loads it from there."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import attrs
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from codi_kit.atomic import atomic_path, write_json
+from codi_kit.codec import StateCodec, codec_named
+from codi_kit.dataset import Dataset
+from codi_kit.diffusion.denoiser import DENOISERS
+from codi_kit.diffusion.dynamics import DynamicsModels
+from codi_kit.diffusion.guidance import Conditions
+from codi_kit.diffusion.sample import sample_segments
+from codi_kit.diffusion.schedule import CosineSchedule
+from codi_kit.errors import CodiKitError
+
+MODEL_FILE, DESCRIPTION_FILE = "model.pt", "model.json"
+
+
+@attrs.frozen
+class Architecture:
+    """What the networks are: enough to rebuild them before their weights are loaded."""
+
+    features: int  # per-agent size of what is diffused
+    agents: int
+    actions: int
+    horizon: int  # segment length H
+    denoiser: str
+    width: int
+    prediction: str  # what the denoiser outputs: "noise", "sample" or "velocity"
+    diffusion_steps: int
+    dynamics_hidden: int
+    ema_decay: float
+    codec: str  # the StateCodec's name: "observations" or the env's compact state
+
+    @staticmethod
+    def of(settings, features: int, agents: int, actions: int, codec: StateCodec) -> Architecture:
+        return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
+                            settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
+                            settings.ema_decay, codec.name)
+
+
+@attrs.frozen
+class Normaliser:
+    """Per-feature standardisation of what is diffused, and the scales of returns and rewards."""
+
+    mean: torch.Tensor  # [D]
+    std: torch.Tensor  # [D]
+    return_scale: float  # normalised return-to-go = RTG / return_scale
+    reward_scale: float  # the reward model predicts r / reward_scale
+    held: torch.Tensor  # [D] bool: features held from o_0 at every step (constant within an episode)
+    codec: StateCodec
+
+    @staticmethod
+    def fit(dataset: Dataset, codec: StateCodec, device) -> Normaliser:
+        """From ``dataset`` whose ``obs`` holds what is diffused (observations or ``codec``'s states)."""
+        valid = dataset.step_mask()
+        steps = dataset.obs[valid].reshape(-1, dataset.obs.shape[-1])
+        held = torch.zeros(steps.shape[-1], dtype=torch.bool, device=device)
+        held[list(codec.held)] = True
+        return Normaliser(torch.as_tensor(steps.mean(0), device=device), torch.as_tensor(steps.std(0) + 1e-3, device=device),
+                          float(np.abs(dataset.return_to_go()[:, 0]).max() or 1.0),
+                          float(dataset.rewards[valid].std() or 1.0), held, codec)
+
+    def normalise(self, x):
+        return (x - self.mean) / self.std
+
+    def denormalise(self, x):
+        return x * self.std + self.mean
+
+    def observations(self, x: torch.Tensor) -> np.ndarray:
+        """Normalised diffused segments -> observations (numpy)."""
+        return self.codec.decode(self.denormalise(x).cpu().numpy())
+
+    def describe(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "return_scale": self.return_scale,
+                "reward_scale": self.reward_scale, "held": self.held.tolist()}
+
+    @staticmethod
+    def from_description(values: dict, codec: StateCodec, device) -> Normaliser:
+        def tensor(key, dtype=torch.float32):
+            return torch.tensor(values[key], dtype=dtype, device=device)
+
+        return Normaliser(tensor("mean"), tensor("std"), values["return_scale"], values["reward_scale"],
+                          tensor("held", torch.bool), codec)
+
+
+class DiffusionModel(nn.Module):
+    def __init__(self, architecture: Architecture, normaliser: Normaliser, device):
+        super().__init__()
+        a = self.architecture = architecture
+        self.normaliser = normaliser
+        self.denoiser = DENOISERS[a.denoiser](a.features, a.agents, a.width, a.horizon, a.prediction)
+        self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
+        self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden)
+        self.schedule = CosineSchedule(a.diffusion_steps, device)
+        self.consistency_threshold: float | None = None  # delta, chosen on real data after training
+        self.updates = 0
+        self.to(device)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The denoiser that generation and diagnostics use: the EMA weights."""
+        return self.ema.module
+
+    def update_ema(self, step: int, every: int, start: int) -> None:
+        """Before ``start`` the average copies the raw weights; after it, one EMA step every ``every``."""
+        if step < start:
+            self.ema.n_averaged.zero_()  # the next update copies (AveragedModel's first-average rule)
+            self.ema.update_parameters(self.denoiser)
+        elif step % every == 0:
+            self.ema.update_parameters(self.denoiser)
+
+    # -- generation --------------------------------------------------------------------------
+    def sample(self, first: torch.Tensor, conditions: Conditions, steps: int, eta: float, spacing: str,
+               generator: torch.Generator) -> torch.Tensor:
+        """Segments [B,H,N,D] (normalised) from the given first steps ``first`` [B,N,D]."""
+        return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions, steps, eta,
+                               generator, self.normaliser.held, spacing)
+
+    @torch.no_grad()
+    def consistency_error(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per transition of segments [B,H,N,D]: |o_t+1 - f_fwd(o_t, f_inv(o_t, o_t+1))| [B,H-1], and
+        the imputed actions [B,H-1,N]."""
+        return self.dynamics.consistency_error(segments[:, :-1], segments[:, 1:])
+
+    @torch.no_grad()
+    def rewards(self, segments: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Imputed team rewards [B,H-1] in dataset units."""
+        return self.dynamics.predict_reward(segments[:, :-1], actions, segments[:, 1:]) * self.normaliser.reward_scale
+
+    def calibrate(self, real_segments: torch.Tensor, quantile: float) -> float:
+        """delta: the ``quantile`` of the worst transition's consistency error on real segments (section 3.3)."""
+        error, _ = self.consistency_error(real_segments)
+        self.consistency_threshold = float(error.max(dim=1).values.quantile(quantile))
+        return self.consistency_threshold
+
+    # -- files -------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        with atomic_path(folder / MODEL_FILE) as temporary:
+            torch.save(self.state_dict(), temporary)
+        write_json(folder / DESCRIPTION_FILE, {"architecture": attrs.asdict(self.architecture),
+                                               "normaliser": self.normaliser.describe(),
+                                               "consistency_threshold": self.consistency_threshold,
+                                               "updates": self.updates})
+
+    @staticmethod
+    def load(folder: Path, env, device) -> DiffusionModel:
+        try:
+            description = json.loads((folder / DESCRIPTION_FILE).read_text())
+            architecture = Architecture(**description["architecture"])
+            codec = codec_named(env, architecture.codec)
+            model = DiffusionModel(architecture, Normaliser.from_description(description["normaliser"], codec, device), device)
+            model.load_state_dict(torch.load(folder / MODEL_FILE, map_location=device, weights_only=True))
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as error:
+            raise CodiKitError(f"{folder}: not a readable trained diffusion model: {error}") from None
+        model.consistency_threshold, model.updates = description["consistency_threshold"], description["updates"]
+        return model.eval()
