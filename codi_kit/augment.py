@@ -53,10 +53,9 @@ class Augmenter(abc.ABC):
         """Whether this configured augmenter reads quality labels; False skips the label stage."""
         return False
 
-    @property
-    def label_horizon(self) -> int | None:
-        """The segment length its labels must have (the label stage's ``label.horizon``), or None."""
-        return None
+    def check_label_horizon(self, horizon: int) -> None:
+        """Raise ``CodiKitError`` (naming both settings) if labels of segments of ``horizon`` steps
+        (``label.horizon``) cannot serve this augmenter; called before any labelling is paid for."""
 
     def training_settings(self) -> dict | None:
         """The settings ``fit`` reads (they key the train stage), or None: it fits nothing and the

@@ -120,10 +120,9 @@ class Pipeline:
         if not wanted and not self.augmenter.needs_labels:
             self.artifacts["label"] = None
             return None
-        horizon, expected = int(self.config["label"]["horizon"]), self.augmenter.label_horizon
-        if expected is not None and expected != horizon:
-            raise CodiKitError(f"augmenter '{self.config['augmenter']['name']}' uses segments of horizon {expected} "
-                               f"(augmenter.horizon) but label.horizon is {horizon}: set both to the same length")
+        horizon = int(self.config["label"]["horizon"])
+        if self.augmenter.needs_labels:
+            self.augmenter.check_label_horizon(horizon)
         collected = self.collect()
         labeler_class = self.component("labeler")[0].factory
         student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())

@@ -63,7 +63,7 @@ def test_ablation_and_madiff_conditions():
 def test_label_dropout_masks_each_dimension_at_the_set_rate(cn_dataset):
     index = cn_dataset.segment_index(8)
     labels = np.eye(3, dtype=np.float32)[cn_dataset.expert_mask[index[:, 0]].argmax(1)]
-    data = segment_data(cn_dataset, 8, index, labels, Normaliser.fit(cn_dataset, identity_codec(), "cpu"))
+    data = segment_data(cn_dataset, 8, index, labels, untrained_model("mlp", cn_dataset))
     settings = DiffusionSettings(label_dropout=0.25, condition_dropout=0.0)
     rows = torch.randint(0, len(index), (20000,))
     _, return_mask, z, label_mask = training_conditions(data, rows, settings, torch.Generator().manual_seed(0))
@@ -96,22 +96,53 @@ def test_held_features_keep_their_first_value_at_every_step(net):
     assert not torch.equal(segments[:, 1:, :, ~held], first[:, None, :, ~held].expand(-1, 7, -1, -1))
 
 
-def test_denoising_loss_ignores_held_features(cn_dataset):
-    from codi_kit.diffusion.trainer import denoising_loss
-
-    model = AgentUnet(feature_dim=10, agents=3, width=16, horizon=8)
-    x0 = torch.randn(6, 8, 3, 10)
+def model_with_held(denoiser: str, diffuse_actions: bool = False) -> DiffusionModel:
+    """10 state features of which 4.. are held, optionally with 5 action channels."""
     held = torch.zeros(10, dtype=torch.bool)
     held[4:] = True
+    normaliser = Normaliser(torch.zeros(10), torch.ones(10), 1.0, 1.0, held, identity_codec(), torch.zeros(10), torch.ones(10))
+    architecture = Architecture(features=10, agents=3, actions=5, horizon=8, denoiser=denoiser, width=16,
+                                prediction="noise", diffusion_steps=20, dynamics_hidden=16, ema_decay=0.995,
+                                codec="observations", diffuse_actions=diffuse_actions)
+    return DiffusionModel(architecture, normaliser, "cpu")
+
+
+def test_denoising_loss_ignores_held_features(cn_dataset):
+    from codi_kit.diffusion.trainer import denoising_loss, loss_weights
+
+    x0 = torch.randn(6, 8, 3, 10)
     conditions = (torch.rand(6), torch.ones(6), torch.zeros(6, 3), torch.zeros(6, 3))
-    loss = denoising_loss(model, CosineSchedule(20), x0, conditions, torch.Generator().manual_seed(0), held)
+    model = model_with_held("unet")
+    loss = denoising_loss(model, model.denoiser, x0, conditions, torch.Generator().manual_seed(0), loss_weights(model))
     loss.backward()
-    assert model.out.weight.grad[4:].abs().sum() == 0 and model.out.weight.grad[:4].abs().sum() > 0
-    mlp = AgentMlp(feature_dim=10, agents=3, width=16, horizon=8)
-    denoising_loss(mlp, CosineSchedule(20), x0, conditions, torch.Generator().manual_seed(0), held).backward()
-    rows = mlp.out[1].weight.grad.view(8, 10, 16)  # output rows per (step, feature)
+    out = model.denoiser.out
+    assert out.weight.grad[4:].abs().sum() == 0 and out.weight.grad[:4].abs().sum() > 0
+    model = model_with_held("mlp")
+    denoising_loss(model, model.denoiser, x0, conditions, torch.Generator().manual_seed(0), loss_weights(model)).backward()
+    rows = model.denoiser.out[1].weight.grad.view(8, 10, 16)  # output rows per (step, feature)
     assert rows[:, 4:].abs().sum() == 0 and rows[1:, :4].abs().sum() > 0
     assert rows[0].abs().sum() == 0  # the first step is given, not predicted
+
+
+def test_the_first_action_is_generated_while_the_first_state_is_given():
+    from codi_kit.diffusion.trainer import denoising_loss, loss_weights
+
+    model = model_with_held("mlp", diffuse_actions=True)
+    x0 = model.encode(torch.randn(6, 8, 3, 10), torch.randint(0, 5, (6, 8, 3)))
+    assert x0.shape[-1] == 15 and set(x0[..., 10:].unique().tolist()) == {-1.0, 1.0}
+    conditions = (torch.rand(6), torch.ones(6), torch.zeros(6, 3), torch.zeros(6, 3))
+    denoising_loss(model, model.denoiser, x0, conditions, torch.Generator().manual_seed(0),
+                   loss_weights(model, action_weight=10.0)).backward()
+    rows = model.denoiser.out[1].weight.grad.view(8, 15, 16)
+    assert rows[0, :10].abs().sum() == 0 and rows[0, 10:].abs().sum() > 0  # a_0 is learned, s_0 is given
+    first = torch.randn(4, 3, 10)
+    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    segments = model.sample(first, conditions, 3, 1.0, "quadratic", torch.Generator().manual_seed(0))
+    states, actions, error = model.transitions(segments, resimulate=True)
+    assert torch.equal(states[:, 0], first) and actions.shape == (4, 7, 3) and error.shape == (4, 7)
+    torch.testing.assert_close(actions, segments[:, :-1, :, 10:].argmax(-1))
+    torch.testing.assert_close(states[:, 1:], model.dynamics.rollout(first, actions)[:, 1:])  # f_fwd's states
+    assert torch.equal(states[..., 4:], first[:, None, :, 4:].expand(-1, 8, -1, -1))  # held features never drift
 
 
 def test_every_denoiser_couples_agents_and_reads_each_agents_own_label():
@@ -167,7 +198,7 @@ def test_stitched_episodes_have_the_length_and_consistent_imputed_actions(denois
         assert len(obs) >= 26 and len(trajectory.actions) >= 25 and len(trajectory.rewards) >= 25
         assert any(np.allclose(obs[0].numpy(), start) for start in starts)  # o_0 drawn from the dataset
         imputed = torch.stack(trajectory.actions)
-        _, recomputed = model.consistency_error(obs.unsqueeze(0))
+        _, recomputed, _ = model.transitions(obs.unsqueeze(0))
         torch.testing.assert_close(imputed, recomputed[0][: len(imputed)])
 
 

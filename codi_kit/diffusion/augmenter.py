@@ -35,9 +35,11 @@ class DiffusionAugmenter(Augmenter):
     def needs_labels(self) -> bool:
         return self.config.use_labels
 
-    @property
-    def label_horizon(self) -> int | None:
-        return self.config.horizon if self.config.use_labels else None
+
+    def check_label_horizon(self, horizon: int) -> None:
+        if self.config.horizon > horizon:
+            raise CodiKitError(f"augmenter.horizon={self.config.horizon} is longer than the labelled segments "
+                               f"(label.horizon={horizon}): labels cannot describe it; set augmenter.horizon <= label.horizon")
 
     def training_settings(self) -> dict:
         return training_settings(self.config)
@@ -47,11 +49,12 @@ class DiffusionAugmenter(Augmenter):
         settings, dataset, context = self.config, request.dataset, request.context
         codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
         diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))  # what the models see
-        normaliser = Normaliser.fit(diffused, codec, context.device)
-        data = self._segments(diffused, request.labels, normaliser)
-        architecture = Architecture.of(settings, data.x.shape[3], dataset.agents, context.env.spec.actions, codec)
+        normaliser = Normaliser.fit(dataset, codec, context.device)
+        architecture = Architecture.of(settings, diffused.obs.shape[-1], dataset.agents, context.env.spec.actions, codec,
+                                       dataset.obs.shape[-1])
         torch.manual_seed(context.seed)
         model = DiffusionModel(architecture, normaliser, context.device)
+        data = self._segments(diffused, request.labels, model)
         train(model, data, diffused, settings, context, f"train {type(self).__name__}")
         order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))
         threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], settings.consistency_quantile)
@@ -59,21 +62,26 @@ class DiffusionAugmenter(Augmenter):
         return {"horizon": settings.horizon, "target": codec.name, "consistency_threshold": threshold,
                 "updates": model.updates, "segments": int(len(data.x))}
 
-    def _segments(self, diffused: Dataset, labels, normaliser: Normaliser) -> SegmentData:
-        """Every horizon-H segment of the data, with its labels when the augmenter uses them."""
+    def _segments(self, diffused: Dataset, labels, model: DiffusionModel) -> SegmentData:
+        """Every horizon-H segment of the data, with its labels when the augmenter uses them. Labels
+        describe segments of label.horizon steps; a shorter H takes the label of the labelled
+        segment that starts where it starts (or, near an episode's end, the last one)."""
         horizon = self.config.horizon
+        if horizon < 2:
+            raise CodiKitError(f"augmenter.horizon={horizon}: needs at least 2 steps")
+        index, z = diffused.segment_index(horizon), None
         if self.config.use_labels:
             if labels is None:
                 raise CodiKitError("this augmenter conditions on quality labels but the label stage gave none")
-            if labels.horizon != horizon:
-                raise CodiKitError(f"augmenter.horizon={horizon} disagrees with the labels' horizon {labels.horizon} "
-                                   f"(label.horizon): set both to the same segment length")
-            index, z = labels.segments, labels.z
-        else:
-            index, z = diffused.segment_index(horizon), None
-        if horizon < 2 or not len(index):
-            raise CodiKitError(f"augmenter.horizon={horizon}: needs at least 2 steps and episodes that long")
-        return segment_data(diffused, horizon, index, z, normaliser)
+            self.check_label_horizon(labels.horizon)
+            row = np.full((diffused.episodes, diffused.padded_length), -1)
+            row[labels.segments[:, 0], labels.segments[:, 1]] = np.arange(len(labels.segments))
+            last_start = np.maximum(diffused.lengths[index[:, 0]] - labels.horizon, 0)
+            rows = row[index[:, 0], np.minimum(index[:, 1], last_start)]
+            index, z = index[rows >= 0], labels.z[rows[rows >= 0]]
+        if not len(index):
+            raise CodiKitError(f"augmenter.horizon={horizon}: no episode is long enough")
+        return segment_data(diffused, horizon, index, z, model)
 
     # -- the generate stage ------------------------------------------------------------------
     def generate(self, request: GenerateRequest) -> Generated:
@@ -81,9 +89,8 @@ class DiffusionAugmenter(Augmenter):
         model = DiffusionModel.load(request.trained, context.env, context.device)
         normaliser = model.normaliser
         diffused = attrs.evolve(dataset, obs=normaliser.codec.encode(dataset.obs))
-        data = self._segments(diffused, request.labels, normaliser)
-        starts = normaliser.normalise(torch.as_tensor(diffused.obs[:, 0], device=context.device)).cpu().numpy()
-        target = float(np.quantile(dataset.return_to_go()[:, 0], settings.target_return_quantile)) / normaliser.return_scale
+        data = self._segments(diffused, request.labels, model)
+        starts, target = starting_points(model, dataset, settings.target_return_quantile)
         count = settings.diagnostics_segments
         started = time.perf_counter()
         report = {
@@ -100,12 +107,11 @@ class DiffusionAugmenter(Augmenter):
         started = time.perf_counter()
         episodes = settings.generated_episodes or dataset.episodes
         stitcher = Stitcher(model, settings, starts, target, context.seed)
-        trajectories = stitcher.run(math.ceil(episodes / settings.keep_fraction), dataset.padded_length)
+        every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset)
         timings["generate"] = time.perf_counter() - started
         if stitcher.stats.stopped_early:
             say(f"[yellow]generation stopped early: no sampled segment passed the consistency check "
                 f"(delta {stitcher.threshold:.3g}); the denoiser needs more training (augmenter.train_steps)[/yellow]")
-        every = _as_dataset(trajectories, normaliser, dataset, context.env.spec.actions)
         # keep the episodes with the highest imputed return (the reward model's, not the env's)
         generated = every.select(np.sort(np.argsort(-every.returns(), kind="stable")[:episodes]))
         report.update({
@@ -121,18 +127,11 @@ class DiffusionAugmenter(Augmenter):
         return Generated(generated, report)
 
 
-def _as_dataset(trajectories, normaliser: Normaliser, original: Dataset, actions_count: int) -> Dataset:
-    episodes, length = len(trajectories), original.padded_length
-    agents, features = original.agents, original.obs.shape[-1]
-    obs = np.zeros((episodes, length, agents, features), np.float32)
-    actions = np.zeros((episodes, length, agents), np.int64)
-    rewards = np.zeros((episodes, length), np.float32)
-    for e, trajectory in enumerate(trajectories):
-        obs[e] = normaliser.observations(torch.stack(trajectory.obs[:length]))
-        actions[e] = torch.stack(trajectory.actions[:length]).cpu().numpy()
-        rewards[e] = np.asarray(trajectory.rewards[:length], np.float32)
-    # every move is available in the generated data (the MPE case); an env with action masks
-    # would need an availability model here
-    avail = np.ones((episodes, length, agents, actions_count), bool)
-    return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(episodes, length, np.int64),
-                   avail_actions=avail, meta=dict(original.meta, source="generated"))
+def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float) -> tuple[np.ndarray, float]:
+    """What generation starts from: the dataset's initial states [E,N,D] (normalised, in the model's
+    representation) and the normalised target return, the ``target_return_quantile`` of the
+    dataset's initial return-to-go."""
+    initial = model.normaliser.codec.encode(dataset.obs[:, 0])
+    starts = model.normaliser.normalise(torch.as_tensor(initial, device=model.normaliser.mean.device)).cpu().numpy()
+    target = float(np.quantile(dataset.return_to_go()[:, 0], target_return_quantile)) / model.normaliser.return_scale
+    return starts, target

@@ -57,22 +57,33 @@ class AgentAttention(nn.Module):
 
 class Conditioning(nn.Module):
     """[B*N, C] per agent stream: step + return-to-go (masked) for the whole team, plus agent i's
-    own label with its mask bit and an agent embedding."""
+    own label with its mask bit and an agent embedding; with ``observation`` > 0 also agent i's clean
+    observation of the segment's first step (given at generation), in its own frame.
 
-    def __init__(self, agents: int, width: int):
+    Measured (quality issue): a denoiser that sees the first step only inside its noisy input
+    learns the label's marginal effect ("a good agent idles"), not what a good agent does in
+    *this* state; the first observation as a clean conditioning input is what state-dependent
+    behaviour is read from."""
+
+    def __init__(self, agents: int, width: int, observation: int = 0):
         super().__init__()
         self.agents = agents
         self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.Mish(), nn.Linear(2 * width, width))
         self.return_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
         self.label_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
         self.agent_embedding = nn.Embedding(agents, width)
+        self.observation_mlp = nn.Sequential(nn.Linear(observation, 2 * width), nn.Mish(), nn.Linear(2 * width, width)) \
+            if observation else None
 
-    def forward(self, k, return_to_go, return_mask, labels, label_mask) -> torch.Tensor:
+    def forward(self, k, return_to_go, return_mask, labels, label_mask, observation=None) -> torch.Tensor:
+        """``observation`` [B,N,O]: each agent's normalised observation of the segment's first step."""
         batch = k.shape[0]
         team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
         team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
         own = self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))  # [B,N,C]
         per_agent = team[:, None] + own + self.agent_embedding.weight[None]
+        if self.observation_mlp is not None:
+            per_agent = per_agent + self.observation_mlp(observation)
         return per_agent.reshape(batch * self.agents, -1)
 
 
@@ -80,7 +91,8 @@ class AgentUnet(nn.Module):
     """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D], or the predicted
     clean segment x_0 (``prediction="sample"``) or v (``"velocity"``)."""
 
-    def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise"):
+    def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise",
+                 observation: int = 0):
         super().__init__()
         self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
         if width < feature_dim:
@@ -88,7 +100,7 @@ class AgentUnet(nn.Module):
             raise ValueError(f"denoiser width {width} must be at least the feature size {feature_dim}")
         self.agents, self.horizon = agents, horizon
         condition = width
-        self.condition = Conditioning(agents, condition)
+        self.condition = Conditioning(agents, condition, observation)
         wide = 2 * width
         self.down = nn.ModuleList([ResidualBlock(feature_dim, width, condition), ResidualBlock(width, width, condition)])
         self.downsample = nn.Conv1d(width, width, 3, stride=2, padding=1)
@@ -99,9 +111,9 @@ class AgentUnet(nn.Module):
         self.up_attention = AgentAttention(width, agents)  # decoder-side cross-agent attention (MADiff)
         self.out = nn.Conv1d(width, feature_dim, 1)
 
-    def forward(self, x, k, return_to_go, return_mask, labels, label_mask):
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):
         batch, horizon, agents, features = x.shape
-        condition = self.condition(k, return_to_go, return_mask, labels, label_mask)
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, observation)
         hidden = x.permute(0, 2, 3, 1).reshape(batch * agents, features, horizon)
         for block in self.down:
             hidden = block(hidden, condition)
@@ -144,17 +156,17 @@ class AgentMlp(nn.Module):
     the training samples the conditional motion needs at small compute."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
-                 depth: int = 3):
+                 observation: int = 0, depth: int = 3):
         super().__init__()
         self.prediction, self.agents, self.horizon = prediction, agents, horizon
-        self.condition = Conditioning(agents, width)
+        self.condition = Conditioning(agents, width, observation)
         self.embed = nn.Linear(horizon * feature_dim, width)
         self.blocks = nn.ModuleList([MixerBlock(width, agents) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, horizon * feature_dim))
 
-    def forward(self, x, k, return_to_go, return_mask, labels, label_mask):
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):
         batch, horizon, agents, features = x.shape
-        condition = self.condition(k, return_to_go, return_mask, labels, label_mask)
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, observation)
         tokens = self.embed(x.permute(0, 2, 1, 3).reshape(batch * agents, horizon * features))
         for block in self.blocks:
             tokens = block(tokens, condition)

@@ -6,7 +6,7 @@
 - a probe: from real initial observations, condition on "agent i is good" and measure how much
   closer agent i gets to its goal than the other agents, against a real expert over the horizon;
 - behaviour of generated data next to the dataset's and an expert's (env quality score, speed,
-  no-op share of actions).
+  no-op share of actions, agreement of the actions with the env's expert in the same states).
 """
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.guidance import Conditions
+from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
-from codi_kit.diffusion.trainer import SegmentData, denoising_loss
+from codi_kit.diffusion.trainer import SegmentData, denoising_loss, loss_weights
 from codi_kit.probes import GoalDistance, QualityScore, Speed, probe
 
 
@@ -30,12 +30,13 @@ def label_sensitivity(model: DiffusionModel, data: SegmentData, count: int, seed
                            device=data.x.device)
     agents = data.x.shape[2]
     ones = torch.ones(len(rows), device=data.x.device)
+    weights = loss_weights(model)
     losses = {}
     for name, labels in (("correct", data.labels[rows]), ("shuffled", data.labels[rows][torch.randperm(len(rows))])):
         generator = torch.Generator().manual_seed(seed)  # same noise and steps for both
-        conditions = (data.return_to_go[rows], ones, labels, torch.ones(len(rows), agents, device=data.x.device))
-        losses[name] = float(np.mean([denoising_loss(model.sampler, model.schedule, data.x[rows], conditions, generator,
-                                                     model.normaliser.held).item() for _ in range(4)]))
+        conditions = data.conditions(rows, ones, labels, torch.ones(len(rows), agents, device=data.x.device))
+        losses[name] = float(np.mean([denoising_loss(model, model.sampler, data.x[rows], conditions, generator, weights).item()
+                                      for _ in range(4)]))
     return {"loss_correct_labels": losses["correct"], "loss_shuffled_labels": losses["shuffled"],
             "loss_gap": losses["shuffled"] - losses["correct"]}
 
@@ -55,12 +56,10 @@ def goal_probe(model: DiffusionModel, settings, env, starts: np.ndarray, target_
     generator = torch.Generator().manual_seed(seed)
     differences = []
     for agent in range(agents):
-        mask = torch.zeros(1, count, agents, device=device)
-        mask[..., agent] = 1
-        conditions = Conditions(torch.full((1, count), target_return, device=device), torch.ones(1, count, device=device),
-                                mask.clone(), mask, torch.full((1,), settings.guidance_weight, device=device))
-        segments = model.normaliser.observations(model.sample(first, conditions, settings.sampling_steps, settings.eta,
-                                                              settings.sampling_spacing, generator))
+        conditions = agent_conditions(torch.full((count,), target_return, device=device), agents,
+                                      settings.guidance_weight, True, True, [agent], settings.guidance_scope)
+        segments = model.normaliser.observations(model.states(model.sample(
+            first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing, generator)))
         distances = goal(segments)  # [B,H,N]
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)
@@ -92,10 +91,10 @@ def denoised_progress(model: DiffusionModel, data: SegmentData, env, count: int,
                            device=data.x.device)
     x0, labels = data.x[rows], data.labels[rows]
     best = labels.argmax(1).cpu().numpy()
-    denoiser, schedule, held = model.sampler, model.schedule, model.normaliser.held
+    denoiser, schedule, known, first = model.sampler, model.schedule, model.known, model.states(x0[:, 0])
 
     def progress(x):
-        distances = goal(model.normaliser.observations(x))
+        distances = goal(model.normaliser.observations(model.states(x)))
         moved = distances[:, 0] - distances[:, -1]
         return float(moved[np.arange(len(best)), best].mean())
 
@@ -105,21 +104,42 @@ def denoised_progress(model: DiffusionModel, data: SegmentData, env, count: int,
         k = min(k, schedule.steps)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
         steps = torch.full((len(rows),), k, device=x0.device)
-        noisy = inpaint(schedule.noise(x0, steps, noise), x0[:, 0], held)
+        noisy = inpaint(schedule.noise(x0, steps, noise), first, known)
         for name, mask in (("labels", torch.ones_like(labels)), ("masked", torch.zeros_like(labels))):
-            output = denoiser(noisy, steps, data.return_to_go[rows], ones, labels, mask)
+            output = denoiser(noisy, steps, *data.conditions(rows, ones, labels, mask))
             estimate = schedule.clean_estimate(noisy, k, schedule.noise_from(denoiser.prediction, noisy, k, output))
-            result[f"k{k}_{name}"] = progress(inpaint(estimate, x0[:, 0], held))
+            result[f"k{k}_{name}"] = progress(inpaint(estimate, first, known))
     return result
 
 
+def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
+    """How expert-like the actions are: the share of (step, agent) pairs whose action equals what the
+    env's expert does in that state (uniform random play on CN: 0.2; the imbalanced dataset: ~0.47),
+    overall, per agent and per step of the episode."""
+    valid = episodes.step_mask()
+    steps, _ = np.nonzero(valid)
+    obs = episodes.obs[valid]
+    avail = episodes.avail_actions[valid] if episodes.avail_actions is not None else np.ones(
+        (*obs.shape[:2], env.spec.actions), bool)
+    expert = env.expert_policy()
+    expert.reset(len(obs))
+    match = expert.act(obs, avail, np.random.default_rng([seed, 41]), greedy=True) == episodes.actions[valid]  # [S,N]
+    by_step = np.bincount(np.nonzero(valid)[1], weights=match.mean(1), minlength=episodes.padded_length)
+    counts = np.bincount(np.nonzero(valid)[1], minlength=episodes.padded_length)
+    return {"overall": float(match.mean()) if len(match) else None,
+            "per_agent": match.mean(0).tolist() if len(match) else None,
+            "per_step": (by_step / np.maximum(counts, 1)).tolist(),
+            "steps": int(len(steps))}
+
+
 def behaviour(env, episodes: Dataset) -> dict:
-    """Quality score of final observations, mean speed and no-op share, for any set of episodes;
-    what the env does not measure (see ``codi_kit.probes``) is None."""
+    """Quality score of final observations, mean speed, no-op share and agreement with the env's
+    expert, for any set of episodes; what the env does not measure (see ``codi_kit.probes``) is None."""
     obs, lengths = episodes.obs, episodes.lengths
     final = obs[np.arange(len(lengths)), lengths - 1]
     valid = episodes.step_mask()
     score, speed = probe(env, QualityScore), probe(env, Speed)
     return {"quality_score": score(final) if score and len(final) else None,
             "mean_speed": float(speed(obs[valid]).mean()) if speed and valid.any() else None,
-            "noop_share": float((episodes.actions[valid] == 0).mean()) if valid.any() else None}
+            "noop_share": float((episodes.actions[valid] == 0).mean()) if valid.any() else None,
+            "expert_agreement": expert_agreement(env, episodes)["overall"] if valid.any() else None}

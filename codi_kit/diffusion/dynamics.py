@@ -11,11 +11,13 @@ from codi_kit.nets import SharedAgentNetwork, masked_logits, mlp
 
 
 class DynamicsModels(nn.Module):
-    """Works in normalised observation units (the diffusion target's)."""
+    """Works in normalised units of what is diffused (observations or an env's compact state);
+    ``held`` [D] features (constant within an episode) are carried over by f_fwd unchanged."""
 
-    def __init__(self, obs_dim: int, agents: int, actions: int, hidden: int = 256):
+    def __init__(self, obs_dim: int, agents: int, actions: int, hidden: int = 256, held: torch.Tensor | None = None):
         super().__init__()
         self.agents, self.actions = agents, actions
+        self.register_buffer("held", torch.zeros(obs_dim, dtype=torch.bool) if held is None else held.clone())
         self.inverse = SharedAgentNetwork(2 * obs_dim, agents, actions, hidden, 2)
         joint = agents * obs_dim
         self.forward_model = mlp(joint + agents * actions, hidden, 2, joint)
@@ -27,7 +29,8 @@ class DynamicsModels(nn.Module):
     def predict_next(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         flat = obs.flatten(-2)
         one_hot = F.one_hot(actions, self.actions).to(obs.dtype).flatten(-2)
-        return obs + self.forward_model(torch.cat([flat, one_hot], -1)).view_as(obs)  # residual: o + delta
+        delta = self.forward_model(torch.cat([flat, one_hot], -1)).view_as(obs)
+        return obs + delta.masked_fill(self.held, 0.0)  # residual: o + delta, held features unchanged
 
     def predict_reward(self, obs, actions, next_obs) -> torch.Tensor:
         one_hot = F.one_hot(actions, self.actions).to(obs.dtype).flatten(-2)
@@ -43,8 +46,19 @@ class DynamicsModels(nn.Module):
                                             "reward_loss": reward.detach()}
 
     @torch.no_grad()
-    def consistency_error(self, obs: torch.Tensor, next_obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per transition: mean |o_t+1 - f_fwd(o_t, f_inv(o_t, o_t+1))| and the imputed actions."""
-        actions = self.action_logits(obs, next_obs).argmax(-1)
-        error = (next_obs - self.predict_next(obs, actions)).abs().mean(dim=(-1, -2))
+    def consistency_error(self, obs: torch.Tensor, next_obs: torch.Tensor,
+                          actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per transition: mean |o_t+1 - f_fwd(o_t, a_t)| over the moving features, with a_t the given
+        actions or, without them, f_inv(o_t, o_t+1); and the actions."""
+        if actions is None:
+            actions = self.action_logits(obs, next_obs).argmax(-1)
+        error = (next_obs - self.predict_next(obs, actions))[..., ~self.held].abs().mean(dim=(-1, -2))
         return error, actions
+
+    @torch.no_grad()
+    def rollout(self, first: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """States [B,T+1,N,D] from ``first`` [B,N,D] under ``actions`` [B,T,N], by f_fwd step by step."""
+        states = [first]
+        for t in range(actions.shape[1]):
+            states.append(self.predict_next(states[-1], actions[:, t]))
+        return torch.stack(states, 1)

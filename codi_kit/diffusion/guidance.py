@@ -17,34 +17,47 @@ class Conditions:
     labels: torch.Tensor
     label_mask: torch.Tensor
     weights: torch.Tensor  # [c] guidance weight of each condition
+    steers: torch.Tensor | None = None  # [c,B,N] the agents each condition's guidance moves; None: all (Eq. 8)
 
     @property
     def count(self) -> int:
         return int(self.weights.shape[0])
 
 
-def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, compose: bool, use_labels: bool) -> Conditions:
+def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, compose: bool, use_labels: bool,
+                     good: list[int] | None = None, scope: str = "joint") -> Conditions:
     """Which conditions to compose for ``B`` segments with target return ``return_to_go [B]``.
 
-    - compose (CODI, Eq. 7-8): n conditions "R and agent i is good" (z_i = 1, others masked);
-    - not compose, with labels (CODI w/o Com.): one condition "R and z = 1_n";
+    - compose (CODI, Eq. 7-8): one condition "R and agent i is good" (z_i = 1, others masked)
+      per agent i in ``good`` (default: every agent);
+    - not compose, with labels (CODI w/o Com.): one condition "R and z_i = 1 for every i in good";
     - without labels (MADiff): one condition "R".
+
+    ``scope="own"``: each composed condition's guidance moves only its own agent's channels. Why:
+    imbalanced data makes the conditions exclusive (when agent j is the expert, agent i is not),
+    so the denoiser learns that "agent j is good" pushes agent i *away* from expert behaviour;
+    composed over every j with Eq. 8's joint scope those pushes add up against the condition on i
+    itself (measured: agreement with the expert at real expert states 0.64 unconditional, 0.43
+    composed jointly, 0.79 composed with own scope). ``"joint"`` is Eq. 8 as written.
     """
     batch, device = return_to_go.shape[0], return_to_go.device
     ones = torch.ones(batch, device=device)
+    chosen = torch.eye(agents, device=device)[list(range(agents)) if good is None else good]  # [c,N]
     if use_labels and compose:
-        eye = torch.eye(agents, device=device)
-        label_mask = eye[:, None, :].expand(agents, batch, agents)
-        return Conditions(return_to_go.expand(agents, batch), ones.expand(agents, batch), label_mask.clone(),
-                          label_mask.clone(), torch.full((agents,), weight, device=device))
-    labels = torch.ones(1, batch, agents, device=device) if use_labels else torch.zeros(1, batch, agents, device=device)
-    return Conditions(return_to_go[None], ones[None], labels, labels.clone(), torch.full((1,), weight, device=device))
+        label_mask = chosen[:, None, :].expand(len(chosen), batch, agents)
+        return Conditions(return_to_go.expand(len(chosen), batch), ones.expand(len(chosen), batch), label_mask.clone(),
+                          label_mask.clone(), torch.full((len(chosen),), weight, device=device),
+                          label_mask.clone() if scope == "own" else None)
+    labels = chosen.sum(0).expand(1, batch, agents) if use_labels else torch.zeros(1, batch, agents, device=device)
+    return Conditions(return_to_go[None], ones[None], labels.clone(), labels.clone(), torch.full((1,), weight, device=device))
 
 
-def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions) -> torch.Tensor:
+def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions,
+                  observation: torch.Tensor | None = None) -> torch.Tensor:
     """out_u + sum_i w_i (out_i - out_u), all c+1 predictions from a single batched forward. The
     outputs are whatever the denoiser predicts (noise, sample or v); each is linear in the noise,
-    so composing them is composing the noise estimates of Eq. 8."""
+    so composing them is composing the noise estimates of Eq. 8. ``observation`` [B,N,O] (the
+    agents' first observations, for a denoiser that reads them) is the same under every condition."""
     c, batch = conditions.count, x.shape[0]
     agents = x.shape[2]
     zeros = torch.zeros(1, batch, device=x.device)
@@ -54,8 +67,11 @@ def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Condit
     labels = torch.cat([no_labels, conditions.labels]).reshape(-1, agents)
     label_mask = torch.cat([no_labels, conditions.label_mask]).reshape(-1, agents)
     repeated = x.repeat(c + 1, 1, 1, 1)
-    outputs = denoiser(repeated, k.repeat(c + 1), return_to_go, return_mask, labels, label_mask)
+    extra = () if observation is None else (observation.repeat(c + 1, 1, 1),)
+    outputs = denoiser(repeated, k.repeat(c + 1), return_to_go, return_mask, labels, label_mask, *extra)
     outputs = outputs.view(c + 1, batch, *x.shape[1:])
     unconditional, conditional = outputs[0], outputs[1:]
     weights = conditions.weights.view(c, 1, 1, 1, 1)
+    if conditions.steers is not None:
+        weights = weights * conditions.steers[:, :, None, :, None]  # [c,B,1,N,1]: condition i moves agent i
     return unconditional + (weights * (conditional - unconditional)).sum(0)  # Eq. 8

@@ -19,7 +19,7 @@ from codi_kit.dataset import Dataset
 from codi_kit.diffusion.denoiser import DENOISERS
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import Conditions
-from codi_kit.diffusion.sample import sample_segments
+from codi_kit.diffusion.sample import known_mask, sample_segments
 from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.errors import CodiKitError
 
@@ -30,7 +30,7 @@ MODEL_FILE, DESCRIPTION_FILE = "model.pt", "model.json"
 class Architecture:
     """What the networks are: enough to rebuild them before their weights are loaded."""
 
-    features: int  # per-agent size of what is diffused
+    features: int  # per-agent size of the state that is diffused (observations or the codec's state)
     agents: int
     actions: int
     horizon: int  # segment length H
@@ -41,17 +41,26 @@ class Architecture:
     dynamics_hidden: int
     ema_decay: float
     codec: str  # the StateCodec's name: "observations" or the env's compact state
+    diffuse_actions: bool = False  # each agent's action one-hot is diffused beside its state
+    observation_input: int = 0  # >0: the denoiser reads each agent's clean first observation (this many features)
+
+    @property
+    def channels(self) -> int:
+        """Per agent and step: the state features, then (when diffused) the action channels."""
+        return self.features + self.actions * self.diffuse_actions
 
     @staticmethod
-    def of(settings, features: int, agents: int, actions: int, codec: StateCodec) -> Architecture:
+    def of(settings, features: int, agents: int, actions: int, codec: StateCodec, observation_features: int) -> Architecture:
         return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
                             settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
-                            settings.ema_decay, codec.name)
+                            settings.ema_decay, codec.name, settings.diffuse_actions,
+                            observation_features * settings.first_step_input)
 
 
 @attrs.frozen
 class Normaliser:
-    """Per-feature standardisation of what is diffused, and the scales of returns and rewards."""
+    """Per-feature standardisation of what is diffused (and of the observations, for the denoiser's
+    observation input), and the scales of returns and rewards."""
 
     mean: torch.Tensor  # [D]
     std: torch.Tensor  # [D]
@@ -59,17 +68,23 @@ class Normaliser:
     reward_scale: float  # the reward model predicts r / reward_scale
     held: torch.Tensor  # [D] bool: features held from o_0 at every step (constant within an episode)
     codec: StateCodec
+    observation_mean: torch.Tensor  # [O]
+    observation_std: torch.Tensor  # [O]
 
     @staticmethod
     def fit(dataset: Dataset, codec: StateCodec, device) -> Normaliser:
-        """From ``dataset`` whose ``obs`` holds what is diffused (observations or ``codec``'s states)."""
+        """From the real steps of ``dataset`` (observations; what is diffused is ``codec``'s encoding)."""
         valid = dataset.step_mask()
-        steps = dataset.obs[valid].reshape(-1, dataset.obs.shape[-1])
+        observations = dataset.obs[valid].reshape(-1, dataset.obs.shape[-1])
+        steps = codec.encode(dataset.obs[valid]).reshape(-1, codec.encode(dataset.obs[:1, :1]).shape[-1])
         held = torch.zeros(steps.shape[-1], dtype=torch.bool, device=device)
         held[list(codec.held)] = True
-        return Normaliser(torch.as_tensor(steps.mean(0), device=device), torch.as_tensor(steps.std(0) + 1e-3, device=device),
-                          float(np.abs(dataset.return_to_go()[:, 0]).max() or 1.0),
-                          float(dataset.rewards[valid].std() or 1.0), held, codec)
+
+        def stats(values):
+            return torch.as_tensor(values.mean(0), device=device), torch.as_tensor(values.std(0) + 1e-3, device=device)
+
+        return Normaliser(*stats(steps), float(np.abs(dataset.return_to_go()[:, 0]).max() or 1.0),
+                          float(dataset.rewards[valid].std() or 1.0), held, codec, *stats(observations))
 
     def normalise(self, x):
         return (x - self.mean) / self.std
@@ -81,9 +96,16 @@ class Normaliser:
         """Normalised diffused segments -> observations (numpy)."""
         return self.codec.decode(self.denormalise(x).cpu().numpy())
 
+    def observation_input(self, states: torch.Tensor) -> torch.Tensor:
+        """Normalised states [...,N,D] -> each agent's normalised observation [...,N,O]: what the agent
+        sees, in its own frame (the denoiser's observation input)."""
+        observations = torch.as_tensor(self.observations(states), device=self.mean.device)
+        return (observations - self.observation_mean) / self.observation_std
+
     def describe(self) -> dict:
         return {"mean": self.mean.tolist(), "std": self.std.tolist(), "return_scale": self.return_scale,
-                "reward_scale": self.reward_scale, "held": self.held.tolist()}
+                "reward_scale": self.reward_scale, "held": self.held.tolist(),
+                "observation_mean": self.observation_mean.tolist(), "observation_std": self.observation_std.tolist()}
 
     @staticmethod
     def from_description(values: dict, codec: StateCodec, device) -> Normaliser:
@@ -91,7 +113,7 @@ class Normaliser:
             return torch.tensor(values[key], dtype=dtype, device=device)
 
         return Normaliser(tensor("mean"), tensor("std"), values["return_scale"], values["reward_scale"],
-                          tensor("held", torch.bool), codec)
+                          tensor("held", torch.bool), codec, tensor("observation_mean"), tensor("observation_std"))
 
 
 class DiffusionModel(nn.Module):
@@ -99,9 +121,10 @@ class DiffusionModel(nn.Module):
         super().__init__()
         a = self.architecture = architecture
         self.normaliser = normaliser
-        self.denoiser = DENOISERS[a.denoiser](a.features, a.agents, a.width, a.horizon, a.prediction)
+        self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
+                                              observation=a.observation_input)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
-        self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden)
+        self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held)
         self.schedule = CosineSchedule(a.diffusion_steps, device)
         self.consistency_threshold: float | None = None  # delta, chosen on real data after training
         self.updates = 0
@@ -120,27 +143,54 @@ class DiffusionModel(nn.Module):
         elif step % every == 0:
             self.ema.update_parameters(self.denoiser)
 
+    # -- what is diffused ---------------------------------------------------------------------
+    @property
+    def known(self) -> torch.Tensor:
+        """[H,D] the state features generation is given: the first step's, and held ones at every step."""
+        return known_mask(self.architecture.horizon, self.architecture.features, self.normaliser.held,
+                          self.normaliser.mean.device)
+
+    def states(self, segments: torch.Tensor) -> torch.Tensor:
+        """The state channels [...,N,D] of diffused segments [...,N,C]."""
+        return segments[..., : self.architecture.features]
+
+    def encode(self, states: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalised states [...,N,D] (and actions [...,N]) -> the diffused channels [...,N,C]: the
+        action one-hot scaled to {-1, 1}, like a normalised feature."""
+        if not self.architecture.diffuse_actions:
+            return states
+        one_hot = torch.nn.functional.one_hot(actions, self.architecture.actions).to(states.dtype)
+        return torch.cat([states, 2 * one_hot - 1], -1)
+
+    def transitions(self, segments: torch.Tensor, resimulate: bool = False):
+        """What diffused segments [B,H,N,C] say happened: states [B,H,N,D], actions [B,H-1,N] (the
+        diffused action channels' argmax, or f_inv's reading of the states) and the consistency
+        error [B,H-1] of each transition under f_fwd. ``resimulate``: the states after the first
+        are f_fwd's under those actions (consistent by construction); the error is still that of
+        the diffused states."""
+        states = self.states(segments)
+        actions = segments[:, :-1, :, self.architecture.features:].argmax(-1) if self.architecture.diffuse_actions else None
+        error, actions = self.dynamics.consistency_error(states[:, :-1], states[:, 1:], actions)
+        if resimulate:
+            states = self.dynamics.rollout(states[:, 0], actions)
+        return states, actions, error
+
     # -- generation --------------------------------------------------------------------------
     def sample(self, first: torch.Tensor, conditions: Conditions, steps: int, eta: float, spacing: str,
                generator: torch.Generator) -> torch.Tensor:
-        """Segments [B,H,N,D] (normalised) from the given first steps ``first`` [B,N,D]."""
+        """Segments [B,H,N,C] (normalised) from the given first states ``first`` [B,N,D]."""
+        observation = self.normaliser.observation_input(first) if self.architecture.observation_input else None
         return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions, steps, eta,
-                               generator, self.normaliser.held, spacing)
+                               generator, self.normaliser.held, spacing, self.architecture.channels, observation)
 
     @torch.no_grad()
-    def consistency_error(self, segments: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per transition of segments [B,H,N,D]: |o_t+1 - f_fwd(o_t, f_inv(o_t, o_t+1))| [B,H-1], and
-        the imputed actions [B,H-1,N]."""
-        return self.dynamics.consistency_error(segments[:, :-1], segments[:, 1:])
-
-    @torch.no_grad()
-    def rewards(self, segments: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Imputed team rewards [B,H-1] in dataset units."""
-        return self.dynamics.predict_reward(segments[:, :-1], actions, segments[:, 1:]) * self.normaliser.reward_scale
+    def rewards(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Imputed team rewards [B,H-1] in dataset units, from states [B,H,N,D] and actions [B,H-1,N]."""
+        return self.dynamics.predict_reward(states[:, :-1], actions, states[:, 1:]) * self.normaliser.reward_scale
 
     def calibrate(self, real_segments: torch.Tensor, quantile: float) -> float:
         """delta: the ``quantile`` of the worst transition's consistency error on real segments (section 3.3)."""
-        error, _ = self.consistency_error(real_segments)
+        _, _, error = self.transitions(real_segments)
         self.consistency_threshold = float(error.max(dim=1).values.quantile(quantile))
         return self.consistency_threshold
 

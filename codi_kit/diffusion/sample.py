@@ -1,4 +1,6 @@
-"""Sampling segments with the first observation held fixed (inpainting at every step, Eq. 10)."""
+"""Sampling segments with what generation is given held fixed (inpainting at every step, Eq. 10):
+the first step's state and the held features at every step. Action channels, where the model
+diffuses them, are never given: the first step's action is generated while its state is known."""
 from __future__ import annotations
 
 import torch
@@ -7,27 +9,39 @@ from codi_kit.diffusion.guidance import Conditions, guided_output
 from codi_kit.diffusion.schedule import CosineSchedule
 
 
-def inpaint(x: torch.Tensor, first: torch.Tensor, held: torch.Tensor | None = None) -> torch.Tensor:
-    """Put what generation is given into segments ``x`` [B,H,N,D] (in place): the first step
-    ``first`` [B,N,D] and, at every step, its ``held`` features ([D] bool)."""
-    x[:, 0] = first
+def known_mask(horizon: int, features: int, held: torch.Tensor | None = None, device=None) -> torch.Tensor:
+    """[H, F] bool: which state features generation is given (step 0's, and ``held`` [F] at every step)."""
+    known = torch.zeros(horizon, features, dtype=torch.bool, device=device)
+    known[0] = True
     if held is not None:
-        x[..., held] = first[:, None][..., held]
+        known[:, held] = True
+    return known
+
+
+def inpaint(x: torch.Tensor, first: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Put what generation is given into segments ``x`` [B,H,N,C] (in place): the first step's
+    state ``first`` [B,N,F] (F <= C: the state channels lead) where ``known`` [H,F] says so."""
+    features = first.shape[-1]
+    x[..., :features] = torch.where(known[None, :, None, :], first[:, None], x[..., :features])
     return x
 
 
 @torch.no_grad()
 def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
                     sampling_steps: int, eta: float, generator: torch.Generator,
-                    held: torch.Tensor | None = None, spacing: str = "uniform") -> torch.Tensor:
-    """Segments [B,H,N,D] (normalised) starting exactly at ``first`` [B,N,D]; the ``held`` features
-    [D] (bool) keep their o_0 value at every step."""
+                    held: torch.Tensor | None = None, spacing: str = "uniform", channels: int | None = None,
+                    observation: torch.Tensor | None = None) -> torch.Tensor:
+    """Segments [B,H,N,C] (normalised) starting exactly at the state ``first`` [B,N,F]; the ``held``
+    features [F] (bool) keep their first value at every step. ``channels`` C (default F) is the
+    denoiser's width per agent and step: state features, then any action channels; ``observation``
+    [B,N,O] the agents' first observations, for a denoiser that reads them."""
     batch, agents, features = first.shape
-    x = torch.randn((batch, horizon, agents, features), generator=generator).to(first.device)
-    x = inpaint(x, first, held)
+    known = known_mask(horizon, features, held, first.device)
+    x = torch.randn((batch, horizon, agents, channels or features), generator=generator).to(first.device)
+    x = inpaint(x, first, known)
     steps = schedule.sampling_steps(sampling_steps, spacing)
     for k, k_previous in zip(steps, steps[1:] + [0]):
-        output = guided_output(denoiser, x, torch.full((batch,), k, device=first.device), conditions)
+        output = guided_output(denoiser, x, torch.full((batch,), k, device=first.device), conditions, observation)
         noise = schedule.noise_from(denoiser.prediction, x, k, output)
-        x = inpaint(schedule.ddim_step(x, noise, k, k_previous, eta, generator), first, held)
+        x = inpaint(schedule.ddim_step(x, noise, k, k_previous, eta, generator), first, known)
     return x

@@ -35,7 +35,10 @@ class DiffusionSettings:
     use_labels: bool = True  # condition on quality labels z (CODI) or on return-to-go alone (MADiff)
     target: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))
     # "state": the env's compact state codec when it offers one (else observations); "observations"
-    horizon: int = 8  # segment length H; with labels it must equal the label stage's (label.horizon)
+    horizon: int = 8  # segment length H (the paper's 8); with labels at most label.horizon (see DiffusionAugmenter)
+    diffuse_actions: bool = False  # each agent's action one-hot is diffused beside its state (the authors' use_action)
+    action_weight: float = 10.0  # loss weight of the first step's action channels (Diffuser's and the authors' action_weight)
+    first_step_input: bool = False  # the denoiser reads each agent's clean first observation (own frame) as a condition
     prediction: str = attrs.field(default="velocity", validator=attrs.validators.in_(("noise", "sample", "velocity")))
     # the denoiser predicts the noise (Eq. 1-2), the clean segment (Diffuser's predict_epsilon=False)
     # or v = sqrt(a) eps - sqrt(1-a) x_0 (Salimans & Ho 2022)
@@ -63,6 +66,8 @@ class DiffusionSettings:
     sampling_spacing: str = sampling("quadratic", validator=attrs.validators.in_(("uniform", "quadratic")))
     eta: float = sampling(1.0)  # DDIM stochasticity: 1.0 ~ DDPM (Eq. 10); measured closer to the data than 0.0 at 10 steps
     guidance_weight: float = sampling(1.0)  # w_i per composed condition (equal weights, paper section 3.2)
+    guidance_scope: str = sampling("joint", validator=attrs.validators.in_(("joint", "own")))
+    # "joint": each composed condition moves the whole segment (Eq. 8); "own": condition i moves agent i only
     target_return_quantile: float = sampling(0.9)  # R-hat: this quantile of the dataset's initial RTG (MADiff's test_ret)
     generated_episodes: int = sampling(0)  # 0: as many as the original dataset
     keep_fraction: float = sampling(0.5, validator=attrs.validators.and_(attrs.validators.gt(0), attrs.validators.le(1)))
@@ -71,6 +76,7 @@ class DiffusionSettings:
     consistency_threshold: float = sampling(0.0)  # delta set by hand (normalised units); 0: the trained quantile's
     max_resamples: int = sampling(3)  # per segment, before the trajectory restarts from a new o_0
     max_restarts: int = sampling(5)  # per trajectory, before it is given up
+    resimulate: bool = sampling(False)  # states after a segment's first are f_fwd's under its actions (exactly consistent)
     diagnostics_segments: int = sampling(256)
 
 

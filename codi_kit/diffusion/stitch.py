@@ -8,13 +8,14 @@ import attrs
 import numpy as np
 import torch
 
+from codi_kit.dataset import Dataset
 from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.progress import progress_bar
 
 
 @attrs.define(eq=False)  # compared by identity
 class Trajectory:
-    obs: list  # normalised joint observations [N,D], tensors
+    obs: list  # normalised joint states [N,D] (observations or the codec's), tensors
     actions: list  # imputed joint actions [N]
     rewards: list  # imputed team rewards (dataset units)
     return_to_go: float  # normalised target RTG left
@@ -29,20 +30,25 @@ class GenerationStats:
     restarts: int = 0
     abandoned: int = 0
     stopped_early: bool = False  # nothing passed the check in the first rounds: generation gave up
+    consistency_error_sum: float = 0.0  # of each sampled segment's worst transition
 
     def summary(self) -> dict:
         return {"acceptance_rate": self.segments_accepted / max(self.segments_sampled, 1),
                 "resamples_per_segment": self.resamples / max(self.segments_accepted, 1),
+                "consistency_error_mean": self.consistency_error_sum / max(self.segments_sampled, 1),
                 **attrs.asdict(self)}
 
 
 class Stitcher:
     """Generates trajectories from one trained model under one set of sampling settings."""
 
-    def __init__(self, model, settings, starts: np.ndarray, target_return: float, seed: int):
+    def __init__(self, model, settings, starts: np.ndarray, target_return: float, seed: int,
+                 good: list[int] | None = None):
         """``starts`` [S,N,D]: normalised initial steps to draw o_0 from; ``target_return``: the
-        normalised return-to-go every trajectory starts with."""
+        normalised return-to-go every trajectory starts with; ``good``: the agents conditioned as
+        good (default every agent; a probe conditions on one)."""
         self.model, self.settings, self.starts, self.target_return = model, settings, starts, target_return
+        self.good = good
         self.threshold = settings.consistency_threshold or model.consistency_threshold
         self.device = model.normaliser.mean.device
         self.rng = np.random.default_rng([seed, 23])
@@ -74,6 +80,23 @@ class Stitcher:
                     batch = [t for t in batch if t not in finished]
         return done
 
+    def generate(self, episodes: int, original: Dataset) -> Dataset:
+        """``episodes`` generated episodes as long as ``original``'s, in its schema (observations)."""
+        trajectories = self.run(episodes, original.padded_length)
+        length, agents = original.padded_length, original.agents
+        obs = np.zeros((len(trajectories), length, agents, original.obs.shape[-1]), np.float32)
+        actions = np.zeros((len(trajectories), length, agents), np.int64)
+        rewards = np.zeros((len(trajectories), length), np.float32)
+        for e, trajectory in enumerate(trajectories):
+            obs[e] = self.model.normaliser.observations(torch.stack(trajectory.obs[:length]))
+            actions[e] = torch.stack(trajectory.actions[:length]).cpu().numpy()
+            rewards[e] = np.asarray(trajectory.rewards[:length], np.float32)
+        # every move is available in the generated data (the MPE case); an env with action masks
+        # would need an availability model here
+        avail = np.ones((len(trajectories), length, agents, self.model.architecture.actions), bool)
+        return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), length, np.int64),
+                       avail_actions=avail, meta=dict(original.meta, source="generated"))
+
     def _fresh(self, restarts: int = 0) -> Trajectory:
         first = torch.as_tensor(self.starts[self.rng.integers(len(self.starts))], device=self.device)
         return Trajectory([first], [], [], self.target_return, restarts)
@@ -86,20 +109,22 @@ class Stitcher:
             first = torch.stack([batch[i].obs[-1] for i in pending])
             rtg = torch.tensor([batch[i].return_to_go for i in pending], device=self.device, dtype=torch.float32)
             conditions = agent_conditions(rtg, model.architecture.agents, settings.guidance_weight, settings.compose,
-                                          settings.use_labels)
+                                          settings.use_labels, self.good, settings.guidance_scope)
             segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
                                     self.generator)
             stats.segments_sampled += len(pending)
-            error, actions = model.consistency_error(segments)  # [B,H-1]
-            accepted = (error.max(dim=1).values <= self.threshold).cpu().numpy()
-            rewards = model.rewards(segments, actions)
+            states, actions, error = model.transitions(segments, settings.resimulate)  # error [B,H-1]
+            worst = error.max(dim=1).values
+            stats.consistency_error_sum += float(worst.sum())
+            accepted = (worst <= self.threshold).cpu().numpy()
+            rewards = model.rewards(states, actions)
             still = []
             for row, index in enumerate(pending):
                 if not accepted[row]:
                     still.append(index)
                     continue
                 trajectory = batch[index]
-                trajectory.obs.extend(segments[row, 1:])
+                trajectory.obs.extend(states[row, 1:])
                 trajectory.actions.extend(actions[row])
                 trajectory.rewards.extend(rewards[row].tolist())
                 trajectory.return_to_go -= float(rewards[row].sum()) / model.normaliser.return_scale

@@ -8,7 +8,7 @@ import torch
 
 from codi_kit.atomic import atomic_path
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.model import DiffusionModel, Normaliser
+from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.progress import progress_bar, say
@@ -19,22 +19,32 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @attrs.define
 class SegmentData:
-    """Normalised training segments: x [M,H,N,D], initial RTG [M], labels z [M,N] (or None)."""
+    """Training segments in the diffused channels: x [M,H,N,C], initial RTG [M], labels z [M,N] (or
+    None) and, for a denoiser that reads them, the agents' first observations [M,N,O] (normalised)."""
 
     x: torch.Tensor
     return_to_go: torch.Tensor
     labels: torch.Tensor | None
-    normaliser: Normaliser
+    observations: torch.Tensor | None = None
+
+    def conditions(self, rows: torch.Tensor, return_mask, labels, label_mask) -> tuple:
+        """The denoiser's conditioning arguments for segments ``rows``."""
+        extra = () if self.observations is None else (self.observations[rows],)
+        return (self.return_to_go[rows], return_mask, labels, label_mask, *extra)
 
 
 def segment_data(dataset: Dataset, horizon: int, index: np.ndarray, labels: np.ndarray | None,
-                 normaliser: Normaliser) -> SegmentData:
+                 model: DiffusionModel) -> SegmentData:
     """``dataset`` holds what is diffused in its ``obs`` (observations, or the codec's states)."""
+    normaliser = model.normaliser
     device = normaliser.mean.device
-    x = normaliser.normalise(torch.as_tensor(dataset.segments("obs", index, horizon), device=device))
+    states = normaliser.normalise(torch.as_tensor(dataset.segments("obs", index, horizon), device=device))
+    actions = torch.as_tensor(dataset.segments("actions", index, horizon), device=device)
     return_to_go = dataset.return_to_go()[index[:, 0], index[:, 1]] / normaliser.return_scale
     z = None if labels is None else torch.as_tensor(labels, device=device)
-    return SegmentData(x, torch.as_tensor(return_to_go, device=device, dtype=torch.float32), z, normaliser)
+    observations = normaliser.observation_input(states[:, 0]) if model.architecture.observation_input else None
+    return SegmentData(model.encode(states, actions), torch.as_tensor(return_to_go, device=device, dtype=torch.float32), z,
+                       observations)
 
 
 def training_conditions(data: SegmentData, rows: torch.Tensor, settings: DiffusionSettings, generator: torch.Generator):
@@ -49,21 +59,33 @@ def training_conditions(data: SegmentData, rows: torch.Tensor, settings: Diffusi
     keep_all = (uniform(batch) >= settings.condition_dropout).float()
     return_mask = keep_all
     if data.labels is None:
-        return data.return_to_go[rows], return_mask, torch.zeros(batch, agents, device=device), torch.zeros(batch, agents, device=device)
+        return data.conditions(rows, return_mask, torch.zeros(batch, agents, device=device), torch.zeros(batch, agents, device=device))
     label_mask = (uniform(batch, agents) >= settings.label_dropout).float() * keep_all[:, None]
-    return data.return_to_go[rows], return_mask, data.labels[rows], label_mask
+    return data.conditions(rows, return_mask, data.labels[rows], label_mask)
 
 
-def denoising_loss(denoiser, schedule, x0, conditions, generator, held: torch.Tensor | None = None) -> torch.Tensor:
+def loss_weights(model: DiffusionModel, action_weight: float = 1.0) -> torch.Tensor:
+    """[H,C] weight of each step's channel in the denoising loss: 0 where generation is given the
+    value (the first state, held features), ``action_weight`` on the first step's action channels
+    (Diffuser's and the authors' action_weight: the action taken from the given state), 1 elsewhere."""
+    a = model.architecture
+    weights = torch.ones(a.horizon, a.channels, device=model.normaliser.mean.device)
+    weights[:, : a.features] = (~model.known).float()
+    weights[0, a.features:] = action_weight
+    return weights
+
+
+def denoising_loss(model: DiffusionModel, denoiser, x0, conditions, generator, weights: torch.Tensor) -> torch.Tensor:
     """Eq. 6: || target - output_theta(x_k, k | R, z) ||^2 (the target is the noise, the sample or v,
-    as the denoiser predicts) with the first observation and the held features kept clean (they
-    are always given at generation: inpainting)."""
+    as the denoiser predicts), weighted per step and channel by ``weights`` [H,C]; what generation
+    is given (the first state, held features) is put in clean, as it is at generation (inpainting)."""
+    schedule, features = model.schedule, model.architecture.features
     batch = x0.shape[0]
     k = torch.randint(1, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    noisy = inpaint(schedule.noise(x0, k, noise), x0[:, 0], held)
-    error = (denoiser(noisy, k, *conditions) - schedule.target(denoiser.prediction, x0, k, noise))[:, 1:]
-    return (error if held is None else error[..., ~held]).pow(2).mean()
+    noisy = inpaint(schedule.noise(x0, k, noise), x0[:, 0, :, :features], model.known)
+    error = (denoiser(noisy, k, *conditions) - schedule.target(denoiser.prediction, x0, k, noise)).pow(2)
+    return (error * weights[None, :, None]).sum() / (weights > 0).sum() / batch / x0.shape[2]
 
 
 def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: DiffusionSettings, context,
@@ -76,6 +98,7 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
     replay = transitions(dataset, data.x.device)
     real_steps = torch.nonzero(replay.done == 0).squeeze(1)  # an episode's last step has no next observation
     normalise = model.normaliser.normalise
+    weights = loss_weights(model, settings.action_weight)
     state = {"model": model, "optimizer": optimizer, "dynamics_optimizer": dynamics_optimizer, "generator": generator,
              "curve": []}
     done = _resume(context, state)
@@ -83,8 +106,8 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
         bar.advance(done)
         for step in range(done + 1, settings.train_steps + 1):
             rows = torch.randint(0, data.x.shape[0], (settings.batch_size,), generator=generator).to(data.x.device)
-            loss = denoising_loss(model.denoiser, model.schedule, data.x[rows],
-                                  training_conditions(data, rows, settings, generator), generator, model.normaliser.held)
+            loss = denoising_loss(model, model.denoiser, data.x[rows], training_conditions(data, rows, settings, generator),
+                                  generator, weights)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0)
