@@ -3,12 +3,13 @@
     python benchmarks/generator.py [--profile quick] [--seed 0] [--labeler privileged] [--set augmenter.k=v ...]
 
 Trains (or reuses, through the stage cache) the augmenter's model on the benchmark dataset, then
-generates ``--episodes`` episodes from real initial states through the real generation path
-(segments, consistency check, stitching) and reports, against the env's scripted expert in the
-generated states: agreement overall, per step and per agent; no-op share, speed, goal progress per
-agent, consistency error and acceptance; the same under "only agent 0 is good" (the probe). As a
-reference, a z-conditioned classifier p(a_i | s, z_i) trained on the same data and labels
-(cross-entropy, ~30 s) is measured at real states and rolled out through the same model's f_fwd
+generates ``--episodes`` episodes through the real generation path (from real initial states, or
+branching off every real step when ``augmenter.branch_length`` > 0, then also whole episodes from
+initial states as the compounding reference) and reports, against the env's scripted expert in
+the generated states: agreement overall, per step and per agent; no-op share, speed, goal
+progress per agent, consistency error and acceptance; the same under "only agent 0 is good" (the
+probe). As a reference, a z-conditioned classifier p(a_i | o_i, z_i) on each agent's own
+observation, trained on the same data and labels (cross-entropy, ~30 s), is measured at real states and rolled out through the same model's f_fwd
 for as many steps, so compounding error has a reference too. Writes
 benchmarks/results/NAME.json and prints a table.
 """
@@ -56,41 +57,44 @@ def measure(env, episodes: Dataset) -> dict:
 
 
 class LabelConditionedClassifier(nn.Module):
-    """The reference: p(a_i | joint state, agent i, z_i, mask_i), one network shared by the agents."""
+    """The reference: p(a_i | o_i, agent i, z_i, mask_i) from each agent's own observation, one
+    network shared by the agents (measured stronger than the same network on the joint state)."""
 
-    def __init__(self, features: int, agents: int, actions: int, hidden: int = 256):
+    def __init__(self, observation: int, agents: int, actions: int, hidden: int = 256):
         super().__init__()
         self.agents = agents
-        self.body = mlp(features * agents + agents + 2, hidden, 3, actions)
+        self.body = mlp(observation + agents + 2, hidden, 3, actions)
 
-    def forward(self, states, labels, mask):  # [B,N,D], [B,N], [B,N] -> logits [B,N,K]
-        batch = states.shape[0]
-        joint = states.reshape(batch, 1, -1).expand(-1, self.agents, -1)
-        ids = torch.eye(self.agents, device=states.device).expand(batch, -1, -1)
-        return self.body(torch.cat([joint, ids, (labels * mask)[..., None], mask[..., None]], -1))
+    def forward(self, observations, labels, mask):  # [B,N,O] normalised, [B,N], [B,N] -> logits [B,N,K]
+        ids = torch.eye(self.agents, device=observations.device).expand(observations.shape[0], -1, -1)
+        return self.body(torch.cat([observations, ids, (labels * mask)[..., None], mask[..., None]], -1))
 
 
-def train_classifier(model: DiffusionModel, diffused: Dataset, labels, seed: int, steps: int, label_dropout: float):
+def normalised_observations(model: DiffusionModel, obs: np.ndarray) -> torch.Tensor:
+    normaliser = model.normaliser
+    return (torch.as_tensor(obs) - normaliser.observation_mean) / normaliser.observation_std
+
+
+def train_classifier(model: DiffusionModel, dataset: Dataset, labels, seed: int, steps: int, label_dropout: float):
     """Cross-entropy on every real step, each labelled with the z of the labelled segment starting there
     (or the episode's last one), label dimensions dropped with the diffusion model's rate."""
-    normaliser = model.normaliser
-    valid = diffused.step_mask()
+    valid = dataset.step_mask()
     episode, step = np.nonzero(valid)
     row = np.full(valid.shape, -1)
     row[labels.segments[:, 0], labels.segments[:, 1]] = np.arange(len(labels.segments))
-    rows = row[episode, np.minimum(step, np.maximum(diffused.lengths[episode] - labels.horizon, 0))]
+    rows = row[episode, np.minimum(step, np.maximum(dataset.lengths[episode] - labels.horizon, 0))]
     keep = rows >= 0
-    states = normaliser.normalise(torch.as_tensor(diffused.obs[episode[keep], step[keep]]))
-    actions = torch.as_tensor(diffused.actions[episode[keep], step[keep]])
+    observations = normalised_observations(model, dataset.obs[episode[keep], step[keep]])
+    actions = torch.as_tensor(dataset.actions[episode[keep], step[keep]])
     z = torch.as_tensor(labels.z[rows[keep]])
     torch.manual_seed(seed)
-    classifier = LabelConditionedClassifier(states.shape[-1], states.shape[1], model.architecture.actions)
+    classifier = LabelConditionedClassifier(observations.shape[-1], dataset.agents, model.architecture.actions)
     optimizer = torch.optim.Adam(classifier.parameters(), lr=1e-3)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
-        picked = torch.randint(0, len(states), (512,), generator=generator)
-        mask = (torch.rand(512, states.shape[1], generator=generator) >= label_dropout).float()
-        logits = classifier(states[picked], z[picked], mask)
+        picked = torch.randint(0, len(observations), (512,), generator=generator)
+        mask = (torch.rand(512, dataset.agents, generator=generator) >= label_dropout).float()
+        logits = classifier(observations[picked], z[picked], mask)
         loss = F.cross_entropy(logits.flatten(0, 1), actions[picked].flatten())
         optimizer.zero_grad()
         loss.backward()
@@ -99,26 +103,25 @@ def train_classifier(model: DiffusionModel, diffused: Dataset, labels, seed: int
 
 
 @torch.no_grad()
-def classifier_reference(env, model: DiffusionModel, classifier, dataset: Dataset, diffused: Dataset, starts, count: int,
-                         seed: int) -> dict:
+def classifier_reference(env, model: DiffusionModel, classifier, dataset: Dataset, starts, count: int, seed: int) -> dict:
     """The classifier's greedy actions at real states ("all good" and labels masked), and rolled out
     from real initial states through the diffusion model's f_fwd for the episode length."""
     agents = dataset.agents
     valid = dataset.step_mask()
-    real_states = model.normaliser.normalise(torch.as_tensor(diffused.obs[valid]))
-    good, none = torch.ones(len(real_states), agents), torch.zeros(len(real_states), agents)
+    observations = normalised_observations(model, dataset.obs[valid])
+    good, none = torch.ones(len(observations), agents), torch.zeros(len(observations), agents)
     result = {}
     for name, mask in (("real_states_all_good", good), ("real_states_masked", none)):
         acted = dataset.select(slice(None))
         acted.actions = acted.actions.copy()
-        acted.actions[valid] = classifier(real_states, good, mask).argmax(-1).numpy()
+        acted.actions[valid] = classifier(observations, good, mask).argmax(-1).numpy()
         result[name] = diagnostics.expert_agreement(env, acted)["overall"]
     rng = np.random.default_rng([seed, 43])
     state = torch.as_tensor(starts[rng.integers(len(starts), size=count)])
     ones = torch.ones(count, agents)
     states, actions = [state], []
     for _ in range(dataset.padded_length):
-        actions.append(classifier(states[-1], ones, ones).argmax(-1))
+        actions.append(classifier(model.normaliser.observation_input(states[-1]), ones, ones).argmax(-1))
         states.append(model.dynamics.predict_next(states[-1], actions[-1]))
     obs = model.normaliser.observations(torch.stack(states[:-1], 1))
     rolled = Dataset(obs=obs, actions=torch.stack(actions, 1).numpy(), rewards=np.zeros(obs.shape[:2], np.float32),
@@ -152,22 +155,25 @@ def main(profile, seed, augmenter, labeler, episodes, classifier_steps, override
         trained = pipeline.train()
         env, settings, dataset = pipeline.env, pipeline.augmenter.config, pipeline.dataset()
         model = DiffusionModel.load(trained.folder, env, torch.device("cpu"))
-        starts, target = starting_points(model, dataset, settings.target_return_quantile)
+        starts, targets = starting_points(model, dataset, settings.target_return_quantile, settings.branch_length > 0)
         rows = {"dataset": measure(env, dataset), "expert": measure(env, pipeline.references().expert)}
         seconds = {"train": trained.meta()["seconds"]}
-        for probe_name, good in (("all_good", None), ("agent_0_good", [0])):
+        initial, initial_targets = starting_points(model, dataset, settings.target_return_quantile)
+        variants = [("all_good", None, settings.branch_length), ("agent_0_good", [0], settings.branch_length)]
+        if settings.branch_length:  # the compounding reference: whole episodes from initial states
+            variants.append(("all_good_whole_episodes", None, 0))
+        for probe_name, good, branch in variants:
             started = time.perf_counter()
-            stitcher = Stitcher(model, settings, starts, target, seed, good)
-            generated = stitcher.generate(episodes, dataset)
+            stitcher = Stitcher(model, settings, starts if branch else initial, targets if branch else initial_targets,
+                                seed, good)
+            generated = stitcher.generate(episodes, dataset, branch)
             seconds[probe_name] = time.perf_counter() - started
             rows[probe_name] = {**measure(env, generated), "generation": stitcher.stats.summary()}
         started = time.perf_counter()
         labels = pipeline.labels()
-        diffused = Dataset(**{**{f: getattr(dataset, f) for f in ("actions", "rewards", "lengths")},
-                              "obs": model.normaliser.codec.encode(dataset.obs)})
         if labels is not None:
-            classifier = train_classifier(model, diffused, labels, seed, classifier_steps, settings.label_dropout)
-            rows["classifier"] = classifier_reference(env, model, classifier, dataset, diffused, starts, episodes, seed)
+            classifier = train_classifier(model, dataset, labels, seed, classifier_steps, settings.label_dropout)
+            rows["classifier"] = classifier_reference(env, model, classifier, dataset, initial, episodes, seed)
         seconds["classifier"] = time.perf_counter() - started
     finally:
         pipeline.close()

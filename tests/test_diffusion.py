@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from codi_kit.codec import identity_codec
+from codi_kit.dataset import Dataset
 from codi_kit.diffusion.denoiser import DENOISERS, AgentMlp, AgentUnet
 from codi_kit.diffusion.guidance import agent_conditions, guided_output
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
@@ -215,6 +216,12 @@ def test_failed_segments_are_resampled_then_restarted_then_given_up(denoiser, cn
     assert stats.stopped_early  # two full rounds with nothing accepted: no more time is burnt
 
 
+# the paper's path: 8-step segments of states, actions by f_inv, whole stitched episodes
+PAPER_PATH = [f"augmenter.{setting}" for setting in (
+    "horizon=8", "diffuse_actions=false", "first_step_input=false", "noise_floor=0", "sampling_steps=4",
+    "branch_length=0", "keep_fraction=0.5", "guidance_scope=\"joint\"", "resimulate=false")]
+
+
 @pytest.mark.parametrize("augmenter,labeler,extra", [("codi", "rule", []), ("codi", "privileged", ["--set", "augmenter.compose=false"]),
                                                      ("madiff", "rule", [])])
 def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augmenter, labeler, extra):
@@ -224,7 +231,7 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
     result = runner.invoke(main, ["run", "--augmenter", augmenter, "--labeler", labeler, "--out", str(out), "--profile", "smoke",
                                   "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=5",
                                   "--set", "learner.steps=20", "--set", "augmenter.train_steps=10", "--set", "student.steps=10",
-                                  *extra])
+                                  *[a for setting in PAPER_PATH for a in ("--set", setting)], *extra])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["generated_episodes"] == 8
@@ -242,3 +249,75 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
         assert results["labeler"] is None and diagnostics["label_sensitivity"] is None
     learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
     assert learned["training_episodes"] == 30 + 8
+
+
+def test_own_scope_guidance_moves_only_the_conditioned_agent(net):
+    x, k = torch.randn(4, 8, 3, 18), torch.full((4,), 9)
+    zeros = torch.zeros(4, 3)
+    with torch.no_grad():
+        unconditional = net(x, k, torch.zeros(4), torch.zeros(4), zeros, zeros)
+        own = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, 2.0, True, True, good=[0], scope="own"))
+        joint = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, 2.0, True, True, good=[0], scope="joint"))
+    torch.testing.assert_close(own[:, :, 1:], unconditional[:, :, 1:])  # agents 1, 2 are left alone ...
+    assert not torch.allclose(own[:, :, 0], unconditional[:, :, 0])  # ... agent 0 is guided
+    assert not torch.allclose(joint[:, :, 1:], unconditional[:, :, 1:])  # Eq. 8 as written moves everyone
+
+
+def test_branches_start_at_real_steps_and_last_branch_length_steps(cn_dataset):
+    from codi_kit.diffusion.augmenter import starting_points
+
+    model = untrained_model("mlp", cn_dataset)
+    starts, targets = starting_points(model, cn_dataset, 0.9, branch=True)
+    assert len(starts) == int(cn_dataset.lengths.sum()) == len(targets)  # every real step can start a branch
+    rtg = np.where(cn_dataset.step_mask(), cn_dataset.return_to_go(), np.nan)
+    late = np.nanquantile(rtg, 0.9, axis=0)[-1] / model.normaliser.return_scale
+    assert targets.max() == pytest.approx(late)  # the last step's return-to-go is the least negative
+    settings = DiffusionSettings(sampling_steps=2, generation_batch=8, use_labels=False, compose=False,
+                                 consistency_threshold=1e9)
+    generated = Stitcher(model, settings, starts, targets, 0).generate(12, cn_dataset, steps=2)
+    assert (generated.lengths == 2).all() and generated.padded_length == cn_dataset.padded_length
+    real = cn_dataset.obs[cn_dataset.step_mask()]
+    for first in generated.obs[:, 0]:
+        assert np.abs(real - first).max(axis=(1, 2)).min() < 1e-4  # each branch starts at a real step
+
+
+def test_a_shorter_horizon_takes_the_label_of_the_labelled_segment_starting_there(cn_dataset, cn_env, tmp_path):
+    from codi_kit.augment import FitRequest
+    from codi_kit.collect import References
+    from codi_kit.context import StageContext
+    from codi_kit.errors import CodiKitError
+    from codi_kit.labeling import QualityLabels
+    from codi_kit_plugins.augmenters.codi import Codi
+
+    windows = cn_dataset.segment_index(8)
+    z = np.eye(3, dtype=np.float32)[windows[:, 1] % 3]  # each labelled window names a different agent
+    labels = QualityLabels(windows, z, np.full(len(windows), -1), 8)
+    augmenter = Codi(Codi.Config(horizon=2, train_steps=2, width=16, batch_size=4, checkpoint_every=10))
+    model = untrained_model("mlp", cn_dataset)
+    data = augmenter._segments(cn_dataset, labels, model)
+    short = cn_dataset.segment_index(2)
+    assert len(data.x) == len(short)
+    expected = np.minimum(short[:, 1], cn_dataset.lengths[short[:, 0]] - 8) % 3
+    np.testing.assert_array_equal(data.labels.argmax(1).numpy(), expected)
+    references = References(cn_dataset, cn_dataset)
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    with pytest.raises(CodiKitError, match="augmenter.horizon=9 is longer than the labelled segments"):
+        Codi(Codi.Config(horizon=9)).fit(FitRequest(cn_dataset, labels, references, context))
+
+
+def test_the_cpu_path_branches_one_generated_transition_off_real_steps(tmp_path, runner):
+    from codi_kit.cli import main
+
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["run", "--augmenter", "codi", "--labeler", "privileged", "--out", str(out), "--profile", "smoke",
+                                  "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=5",
+                                  "--set", "learner.steps=20", "--set", "augmenter.train_steps=10"])
+    assert result.exit_code == 0, result.output
+    generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
+    original = Dataset.load(next(out.glob("collect-*/dataset.npz")))
+    assert generated.episodes == 8 and (generated.lengths == 1).all()
+    real = original.obs[original.step_mask()]
+    assert all(np.abs(real - first).max(axis=(1, 2)).min() < 1e-4 for first in generated.obs[:, 0])
+    diagnostics = json.loads((out / "results.json").read_text())["augment_diagnostics"]
+    assert 0 <= diagnostics["behaviour_generated"]["expert_agreement"] <= 1
+    assert diagnostics["behaviour_dataset"]["expert_agreement"] == pytest.approx(0.47, abs=0.1)

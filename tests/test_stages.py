@@ -34,7 +34,7 @@ def test_sampling_settings_reuse_the_trained_model(tmp_path, runner):
         assert {"collect", "label", "train"} <= set(again["reused"]) and "generate" not in again["reused"]
         assert again["timings"]["train"] == 0 and again["artifacts"]["train"] == first["artifacts"]["train"]
     assert len(list(out.glob("train-*"))) == 1 and len(list(out.glob("generate-*"))) == 3
-    result = runner.invoke(main, [*codi, "--set", "augmenter.learning_rate=0.001"])  # training reads it
+    result = runner.invoke(main, [*codi, "--set", "augmenter.learning_rate=0.002"])  # training reads it
     assert result.exit_code == 0 and "train" not in results(out)["reused"]
     assert len(list(out.glob("train-*"))) == 2
 
@@ -135,7 +135,8 @@ def test_the_configured_augmenter_decides_whether_labels_are_made(augmenter, use
 
 def test_a_horizon_longer_than_the_labelled_segments_is_an_error_naming_both(tmp_path, runner):
     out = tmp_path / "run"
-    result = runner.invoke(main, ["train", "--augmenter", "codi", "--out", str(out), *TINY, "--set", "label.horizon=4"])
+    result = runner.invoke(main, ["train", "--augmenter", "codi", "--out", str(out), *TINY, "--set", "label.horizon=4",
+                                  "--set", "augmenter.horizon=8"])
     assert result.exit_code == 2
     assert "augmenter.horizon=8" in result.output and "label.horizon=4" in result.output
     assert not list(out.glob("label-*"))  # found before any labels were paid for

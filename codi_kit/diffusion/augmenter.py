@@ -90,7 +90,8 @@ class DiffusionAugmenter(Augmenter):
         normaliser = model.normaliser
         diffused = attrs.evolve(dataset, obs=normaliser.codec.encode(dataset.obs))
         data = self._segments(diffused, request.labels, model)
-        starts, target = starting_points(model, dataset, settings.target_return_quantile)
+        initial, initial_targets = starting_points(model, dataset, settings.target_return_quantile)
+        target = float(initial_targets[0])
         count = settings.diagnostics_segments
         started = time.perf_counter()
         report = {
@@ -98,7 +99,7 @@ class DiffusionAugmenter(Augmenter):
             "target_return": target * normaliser.return_scale, "updates": model.updates,
             "label_sensitivity": diagnostics.label_sensitivity(model, data, count, context.seed),
             "denoised_progress": diagnostics.denoised_progress(model, data, context.env, count, context.seed),
-            "probe": diagnostics.goal_probe(model, settings, context.env, starts, target, request.references.imbalanced,
+            "probe": diagnostics.goal_probe(model, settings, context.env, initial, target, request.references.imbalanced,
                                             min(count, 128), context.seed),
         }
         timings = {"diagnostics": time.perf_counter() - started}
@@ -106,8 +107,9 @@ class DiffusionAugmenter(Augmenter):
 
         started = time.perf_counter()
         episodes = settings.generated_episodes or dataset.episodes
-        stitcher = Stitcher(model, settings, starts, target, context.seed)
-        every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset)
+        starts, targets = starting_points(model, dataset, settings.target_return_quantile, settings.branch_length > 0)
+        stitcher = Stitcher(model, settings, starts, targets, context.seed)
+        every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset, settings.branch_length)
         timings["generate"] = time.perf_counter() - started
         if stitcher.stats.stopped_early:
             say(f"[yellow]generation stopped early: no sampled segment passed the consistency check "
@@ -127,11 +129,16 @@ class DiffusionAugmenter(Augmenter):
         return Generated(generated, report)
 
 
-def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float) -> tuple[np.ndarray, float]:
-    """What generation starts from: the dataset's initial states [E,N,D] (normalised, in the model's
-    representation) and the normalised target return, the ``target_return_quantile`` of the
-    dataset's initial return-to-go."""
-    initial = model.normaliser.codec.encode(dataset.obs[:, 0])
-    starts = model.normaliser.normalise(torch.as_tensor(initial, device=model.normaliser.mean.device)).cpu().numpy()
-    target = float(np.quantile(dataset.return_to_go()[:, 0], target_return_quantile)) / model.normaliser.return_scale
-    return starts, target
+def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float,
+                    branch: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Where generation starts: normalised real states [S,N,D] in the model's representation, and the
+    normalised return-to-go to condition each on, the ``target_return_quantile`` of the dataset's
+    return-to-go at that step. The initial states of every episode or, with ``branch``, every real
+    step of every episode (short rollouts branch off the data, MBPO-style)."""
+    valid = dataset.step_mask() if branch else np.arange(dataset.padded_length)[None] == 0
+    episode, step = np.nonzero(valid & dataset.step_mask())
+    states = model.normaliser.codec.encode(dataset.obs[episode, step])
+    starts = model.normaliser.normalise(torch.as_tensor(states, device=model.normaliser.mean.device)).cpu().numpy()
+    return_to_go = np.where(dataset.step_mask(), dataset.return_to_go(), np.nan)
+    targets = np.nanquantile(return_to_go, target_return_quantile, axis=0)[step] / model.normaliser.return_scale
+    return starts, targets

@@ -117,19 +117,19 @@ def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
     env's expert does in that state (uniform random play on CN: 0.2; the imbalanced dataset: ~0.47),
     overall, per agent and per step of the episode."""
     valid = episodes.step_mask()
-    steps, _ = np.nonzero(valid)
     obs = episodes.obs[valid]
     avail = episodes.avail_actions[valid] if episodes.avail_actions is not None else np.ones(
         (*obs.shape[:2], env.spec.actions), bool)
     expert = env.expert_policy()
     expert.reset(len(obs))
     match = expert.act(obs, avail, np.random.default_rng([seed, 41]), greedy=True) == episodes.actions[valid]  # [S,N]
-    by_step = np.bincount(np.nonzero(valid)[1], weights=match.mean(1), minlength=episodes.padded_length)
-    counts = np.bincount(np.nonzero(valid)[1], minlength=episodes.padded_length)
+    longest = int(episodes.lengths.max()) if episodes.episodes else 0
+    by_step = np.bincount(np.nonzero(valid)[1], weights=match.mean(1), minlength=longest)
+    counts = np.bincount(np.nonzero(valid)[1], minlength=longest)
     return {"overall": float(match.mean()) if len(match) else None,
             "per_agent": match.mean(0).tolist() if len(match) else None,
             "per_step": (by_step / np.maximum(counts, 1)).tolist(),
-            "steps": int(len(steps))}
+            "steps": int(len(match))}
 
 
 def behaviour(env, episodes: Dataset) -> dict:

@@ -31,6 +31,15 @@ class CosineSchedule:
         a = self.alpha_bar[k - 1].view(-1, *([1] * (x0.dim() - 1)))
         return a.sqrt() * noise - (1 - a).sqrt() * x0
 
+    def sample_from(self, prediction: str, x: torch.Tensor, k: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+        """The clean x_0 implied by the denoiser's output at per-sample steps ``k`` [B]."""
+        if prediction == "sample":
+            return output
+        a = self.alpha_bar[k - 1].view(-1, *([1] * (x.dim() - 1)))
+        if prediction == "noise":
+            return (x - (1 - a).sqrt() * output) / a.sqrt()
+        return a.sqrt() * x - (1 - a).sqrt() * output
+
     def noise_from(self, prediction: str, x: torch.Tensor, k: int, output: torch.Tensor) -> torch.Tensor:
         """The noise implied by the denoiser's output at step ``k`` (linear in the output, so guidance
         composes outputs of any kind the same way)."""

@@ -42,12 +42,13 @@ class GenerationStats:
 class Stitcher:
     """Generates trajectories from one trained model under one set of sampling settings."""
 
-    def __init__(self, model, settings, starts: np.ndarray, target_return: float, seed: int,
+    def __init__(self, model, settings, starts: np.ndarray, target_return, seed: int,
                  good: list[int] | None = None):
-        """``starts`` [S,N,D]: normalised initial steps to draw o_0 from; ``target_return``: the
-        normalised return-to-go every trajectory starts with; ``good``: the agents conditioned as
-        good (default every agent; a probe conditions on one)."""
-        self.model, self.settings, self.starts, self.target_return = model, settings, starts, target_return
+        """``starts`` [S,N,D]: normalised real steps to draw o_0 from; ``target_return``: the normalised
+        return-to-go a trajectory starts with (one number, or [S], one per start); ``good``: the
+        agents conditioned as good (default every agent; a probe conditions on one)."""
+        self.model, self.settings, self.starts = model, settings, starts
+        self.target_return = np.broadcast_to(np.asarray(target_return, np.float64), (len(starts),))
         self.good = good
         self.threshold = settings.consistency_threshold or model.consistency_threshold
         self.device = model.normaliser.mean.device
@@ -80,26 +81,29 @@ class Stitcher:
                     batch = [t for t in batch if t not in finished]
         return done
 
-    def generate(self, episodes: int, original: Dataset) -> Dataset:
-        """``episodes`` generated episodes as long as ``original``'s, in its schema (observations)."""
-        trajectories = self.run(episodes, original.padded_length)
+    def generate(self, episodes: int, original: Dataset, steps: int = 0) -> Dataset:
+        """``episodes`` generated episodes of ``steps`` steps (0: as long as ``original``'s), in its
+        schema (observations), padded to its length."""
+        steps = steps or original.padded_length
+        trajectories = self.run(episodes, steps)
         length, agents = original.padded_length, original.agents
         obs = np.zeros((len(trajectories), length, agents, original.obs.shape[-1]), np.float32)
         actions = np.zeros((len(trajectories), length, agents), np.int64)
         rewards = np.zeros((len(trajectories), length), np.float32)
         for e, trajectory in enumerate(trajectories):
-            obs[e] = self.model.normaliser.observations(torch.stack(trajectory.obs[:length]))
-            actions[e] = torch.stack(trajectory.actions[:length]).cpu().numpy()
-            rewards[e] = np.asarray(trajectory.rewards[:length], np.float32)
+            obs[e, :steps] = self.model.normaliser.observations(torch.stack(trajectory.obs[:steps]))
+            actions[e, :steps] = torch.stack(trajectory.actions[:steps]).cpu().numpy()
+            rewards[e, :steps] = np.asarray(trajectory.rewards[:steps], np.float32)
         # every move is available in the generated data (the MPE case); an env with action masks
         # would need an availability model here
         avail = np.ones((len(trajectories), length, agents, self.model.architecture.actions), bool)
-        return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), length, np.int64),
+        return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), steps, np.int64),
                        avail_actions=avail, meta=dict(original.meta, source="generated"))
 
     def _fresh(self, restarts: int = 0) -> Trajectory:
-        first = torch.as_tensor(self.starts[self.rng.integers(len(self.starts))], device=self.device)
-        return Trajectory([first], [], [], self.target_return, restarts)
+        start = self.rng.integers(len(self.starts))
+        first = torch.as_tensor(self.starts[start], device=self.device)
+        return Trajectory([first], [], [], float(self.target_return[start]), restarts)
 
     def _extend(self, batch: list[Trajectory]) -> list[Trajectory]:
         """One more accepted segment for every trajectory in ``batch`` (resampling failures)."""

@@ -2,6 +2,8 @@
 resumable from checkpoints written atomically every ``checkpoint_every`` updates."""
 from __future__ import annotations
 
+import math
+
 import attrs
 import numpy as np
 import torch
@@ -75,17 +77,31 @@ def loss_weights(model: DiffusionModel, action_weight: float = 1.0) -> torch.Ten
     return weights
 
 
-def denoising_loss(model: DiffusionModel, denoiser, x0, conditions, generator, weights: torch.Tensor) -> torch.Tensor:
+def lowest_step(settings: DiffusionSettings) -> int:
+    """The least noisy step training visits: ``noise_floor`` x K (at least 1)."""
+    return max(1, math.ceil(settings.noise_floor * settings.diffusion_steps))
+
+
+def denoising_loss(model: DiffusionModel, denoiser, x0, conditions, generator, weights: torch.Tensor,
+                   rounding: float = 0.0, lowest_step: int = 1) -> torch.Tensor:
     """Eq. 6: || target - output_theta(x_k, k | R, z) ||^2 (the target is the noise, the sample or v,
     as the denoiser predicts), weighted per step and channel by ``weights`` [H,C]; what generation
-    is given (the first state, held features) is put in clean, as it is at generation (inpainting)."""
+    is given (the first state, held features) is put in clean, as it is at generation (inpainting).
+    ``rounding`` > 0 adds Diffusion-LM's rounding term for the diffused actions: the cross-entropy
+    of the true action under a softmax of the implied clean action channels (logits x_0 . e_a).
+    Noise levels are drawn uniformly from ``lowest_step``..K."""
     schedule, features = model.schedule, model.architecture.features
     batch = x0.shape[0]
-    k = torch.randint(1, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
+    k = torch.randint(lowest_step, schedule.steps + 1, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     noisy = inpaint(schedule.noise(x0, k, noise), x0[:, 0, :, :features], model.known)
-    error = (denoiser(noisy, k, *conditions) - schedule.target(denoiser.prediction, x0, k, noise)).pow(2)
-    return (error * weights[None, :, None]).sum() / (weights > 0).sum() / batch / x0.shape[2]
+    output = denoiser(noisy, k, *conditions)
+    error = (output - schedule.target(denoiser.prediction, x0, k, noise)).pow(2)
+    loss = (error * weights[None, :, None]).sum() / (weights > 0).sum() / batch / x0.shape[2]
+    if rounding and model.architecture.diffuse_actions:
+        logits = 2 * schedule.sample_from(denoiser.prediction, noisy, k, output)[..., features:]  # x_0 . (2 e_a - 1) + const
+        loss = loss + rounding * torch.nn.functional.cross_entropy(logits.flatten(0, -2), x0[..., features:].argmax(-1).flatten())
+    return loss
 
 
 def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: DiffusionSettings, context,
@@ -107,7 +123,7 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
         for step in range(done + 1, settings.train_steps + 1):
             rows = torch.randint(0, data.x.shape[0], (settings.batch_size,), generator=generator).to(data.x.device)
             loss = denoising_loss(model, model.denoiser, data.x[rows], training_conditions(data, rows, settings, generator),
-                                  generator, weights)
+                                  generator, weights, settings.rounding_weight, lowest_step(settings))
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0)
