@@ -321,3 +321,41 @@ def test_the_cpu_path_branches_one_generated_transition_off_real_steps(tmp_path,
     diagnostics = json.loads((out / "results.json").read_text())["augment_diagnostics"]
     assert 0 <= diagnostics["behaviour_generated"]["expert_agreement"] <= 1
     assert diagnostics["behaviour_dataset"]["expert_agreement"] == pytest.approx(0.47, abs=0.1)
+
+
+@pytest.mark.parametrize("horizon", [8, 2, 5])
+def test_the_authors_three_level_unet_keeps_the_segment_shape_and_couples_agents(horizon):
+    torch.manual_seed(0)
+    net = AgentUnet(feature_dim=23, agents=3, width=32, horizon=horizon, multipliers=(1, 4, 8)).eval()
+    assert net.middle[-1].second[0].out_channels == 32 * 8  # the bottom level has width x 8 channels
+    x, k = torch.randn(2, horizon, 3, 23), torch.full((2,), 3)
+    base = (torch.zeros(2), torch.zeros(2), torch.zeros(2, 3), torch.zeros(2, 3))
+    with torch.no_grad():
+        out = net(x, k, *base)
+        moved = x.clone()
+        moved[:, :, 2] += 1.0
+        assert out.shape == x.shape
+        assert not torch.allclose(net(moved, k, *base)[:, :, 0], out[:, :, 0])
+
+
+def test_a_setting_added_later_keys_training_only_when_changed():
+    from codi_kit.diffusion.settings import training_settings
+
+    default = training_settings(DiffusionSettings())
+    assert "unet_multipliers" not in default  # models trained before the setting existed stay valid
+    changed = training_settings(DiffusionSettings(unet_multipliers=[1, 4, 8]))
+    assert changed["unet_multipliers"] == (1, 4, 8)
+    assert {k: v for k, v in changed.items() if k != "unet_multipliers"} == default
+
+
+def test_the_paper_profile_builds_the_authors_network():
+    from codi_kit.diffusion.settings import PROFILES
+
+    settings = DiffusionSettings(**PROFILES["paper"])
+    architecture = Architecture.of(settings, features=18, agents=3, actions=5, codec=identity_codec(), observation_features=18)
+    assert architecture.unet_multipliers == (1, 4, 8) and architecture.diffusion_steps == 200
+    torch.manual_seed(0)
+    model = DiffusionModel(architecture, Normaliser(torch.zeros(23), torch.ones(23), 1.0, 1.0,
+                                                    torch.zeros(23, dtype=torch.bool), identity_codec(),
+                                                    torch.zeros(18), torch.ones(18)), "cpu")
+    assert model.denoiser.middle_attention.attention.embed_dim == 128 * 8

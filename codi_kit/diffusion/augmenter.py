@@ -35,7 +35,6 @@ class DiffusionAugmenter(Augmenter):
     def needs_labels(self) -> bool:
         return self.config.use_labels
 
-
     def check_label_horizon(self, horizon: int) -> None:
         if self.config.horizon > horizon:
             raise CodiKitError(f"augmenter.horizon={self.config.horizon} is longer than the labelled segments "

@@ -89,44 +89,63 @@ class Conditioning(nn.Module):
 
 class AgentUnet(nn.Module):
     """eps_theta(x_k, k | R, z, mask): x [B,H,N,D] -> predicted noise [B,H,N,D], or the predicted
-    clean segment x_0 (``prediction="sample"``) or v (``"velocity"``)."""
+    clean segment x_0 (``prediction="sample"``) or v (``"velocity"``).
+
+    One level per entry of ``multipliers`` (channels = width x multiplier), halving time between
+    levels: (1, 2) is our CPU-sized net, (1, 4, 8) the authors' CN configuration (CODI
+    ``exp_specs/mpe/spread/mad_mpe_spread3_attn_exp.yaml``: dim 128, dim_mults [1, 4, 8]).
+    Attention across agents at the bottom level and after every decoder level (MADiff)."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0):
+                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2)):
         super().__init__()
         self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
         if width < feature_dim:
             # measured: a U-Net narrower than its input produced unusable samples (quality issue)
             raise ValueError(f"denoiser width {width} must be at least the feature size {feature_dim}")
+        if len(multipliers) < 2:
+            raise ValueError(f"U-Net multipliers {tuple(multipliers)}: at least two levels")
         self.agents, self.horizon = agents, horizon
         condition = width
         self.condition = Conditioning(agents, condition, observation)
-        wide = 2 * width
-        self.down = nn.ModuleList([ResidualBlock(feature_dim, width, condition), ResidualBlock(width, width, condition)])
-        self.downsample = nn.Conv1d(width, width, 3, stride=2, padding=1)
-        self.middle = nn.ModuleList([ResidualBlock(width, wide, condition), ResidualBlock(wide, wide, condition)])
-        self.middle_attention = AgentAttention(wide, agents)
-        self.upsample = nn.ConvTranspose1d(wide, wide, 4, stride=2, padding=1)
-        self.up = nn.ModuleList([ResidualBlock(wide + width, width, condition), ResidualBlock(width, width, condition)])
-        self.up_attention = AgentAttention(width, agents)  # decoder-side cross-agent attention (MADiff)
-        self.out = nn.Conv1d(width, feature_dim, 1)
+        channels = [width * m for m in multipliers]
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        previous = feature_dim
+        for level in channels[:-1]:
+            self.down.append(nn.ModuleList([ResidualBlock(previous, level, condition), ResidualBlock(level, level, condition)]))
+            self.downsample.append(nn.Conv1d(level, level, 3, stride=2, padding=1))
+            previous = level
+        bottom = channels[-1]
+        self.middle = nn.ModuleList([ResidualBlock(previous, bottom, condition), ResidualBlock(bottom, bottom, condition)])
+        self.middle_attention = AgentAttention(bottom, agents)
+        self.upsample, self.up, self.up_attention = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
+        previous = bottom
+        for level in reversed(channels[:-1]):
+            self.upsample.append(nn.ConvTranspose1d(previous, previous, 4, stride=2, padding=1))
+            self.up.append(nn.ModuleList([ResidualBlock(previous + level, level, condition), ResidualBlock(level, level, condition)]))
+            self.up_attention.append(AgentAttention(level, agents))  # decoder-side cross-agent attention (MADiff)
+            previous = level
+        self.out = nn.Conv1d(channels[0], feature_dim, 1)
 
     def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):
         batch, horizon, agents, features = x.shape
         condition = self.condition(k, return_to_go, return_mask, labels, label_mask, observation)
         hidden = x.permute(0, 2, 3, 1).reshape(batch * agents, features, horizon)
-        for block in self.down:
-            hidden = block(hidden, condition)
-        skip = hidden
-        hidden = self.downsample(hidden)
+        skips = []
+        for blocks, downsample in zip(self.down, self.downsample):
+            for block in blocks:
+                hidden = block(hidden, condition)
+            skips.append(hidden)
+            hidden = downsample(hidden)
         for block in self.middle:
             hidden = block(hidden, condition)
         hidden = self.middle_attention(hidden)
-        hidden = self.upsample(hidden)[..., :horizon]
-        hidden = torch.cat([hidden, skip], dim=1)
-        for block in self.up:
-            hidden = block(hidden, condition)
-        hidden = self.up_attention(hidden)
+        for upsample, blocks, attention in zip(self.upsample, self.up, self.up_attention):
+            skip = skips.pop()
+            hidden = torch.cat([upsample(hidden)[..., :skip.shape[-1]], skip], dim=1)
+            for block in blocks:
+                hidden = block(hidden, condition)
+            hidden = attention(hidden)
         out = self.out(hidden)
         return out.view(batch, agents, features, horizon).permute(0, 3, 1, 2)
 

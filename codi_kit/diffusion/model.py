@@ -43,6 +43,7 @@ class Architecture:
     codec: str  # the StateCodec's name: "observations" or the env's compact state
     diffuse_actions: bool = False  # each agent's action one-hot is diffused beside its state
     observation_input: int = 0  # >0: the denoiser reads each agent's clean first observation (this many features)
+    unet_multipliers: tuple = attrs.field(default=(1, 2), converter=tuple)  # the U-Net's channel multiplier per level
 
     @property
     def channels(self) -> int:
@@ -54,7 +55,7 @@ class Architecture:
         return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
                             settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
                             settings.ema_decay, codec.name, settings.diffuse_actions,
-                            observation_features * settings.first_step_input)
+                            observation_features * settings.first_step_input, settings.unet_multipliers)
 
 
 @attrs.frozen
@@ -121,8 +122,9 @@ class DiffusionModel(nn.Module):
         super().__init__()
         a = self.architecture = architecture
         self.normaliser = normaliser
+        shape = {"multipliers": a.unet_multipliers} if a.denoiser == "unet" else {}
         self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
-                                              observation=a.observation_input)
+                                              observation=a.observation_input, **shape)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
         self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held)
         self.schedule = CosineSchedule(a.diffusion_steps, device)
