@@ -1,6 +1,6 @@
-"""Augmentation on imbalanced CN (N=3): Original, MADiff, CODI w/o Com., CODI w Pri., CODI.
+"""Augmentation on imbalanced CN (N=3 by default): Original, MADiff, CODI w/o Com., CODI w Pri., CODI.
 
-    python benchmarks/augment.py [--profile quick] [--seeds 0,1,2] [--learners bc,omiga] [--variants ...]
+    python benchmarks/augment.py [--profile quick] [--seeds 0,1,2] [--learners bc,omiga] [--variants ...] [--agents 3]
 
 Uses one collected dataset (seed 0) for every variant and seed, trains each augmenter per seed
 through the real pipeline, then each learner on original + generated data. Reports normalised
@@ -70,19 +70,23 @@ def guidance_speed(agents=3, batch=256, width=128, repeats=5) -> dict:
 @click.option("--variants", default=",".join(VARIANTS), show_default=True)
 @click.option("--set", "overrides", multiple=True)
 @click.option("--root", default="benchmarks/runs", show_default=True, type=click.Path(file_okay=False))
+@click.option("--agents", default=3, show_default=True, help="CN agents (the paper's Figure 4: 3 to 5).")
 @click.option("--name", default="augment", show_default=True)
-def main(profile, seeds, learners, variants, overrides, root, name):
+def main(profile, seeds, learners, variants, overrides, agents, root, name):
     set_quiet(True)
     root = Path(root)
-    dataset = root / f"cn3-imbalanced-{profile}.npz"
+    dataset = root / f"cn{agents}-imbalanced-{profile}.npz"
     if not dataset.exists():
         from codi_kit.cli import main as cli
 
-        cli(["collect", "--profile", profile, "--seed", "0", "--out", str(dataset), "--quiet"], standalone_mode=False)
+        cli(["collect", "--profile", profile, "--seed", "0", "--out", str(dataset), "--quiet", "--set", f"env.agents={agents}"],
+            standalone_mode=False)
+    overrides = (f"env.agents={agents}", *overrides)
     rows = []
-    table = Table(title=f"augmentation on imbalanced mpe/cn (N=3), profile {profile}")
+    table = Table(title=f"augmentation on imbalanced mpe/cn (N={agents}), profile {profile}")
     for column in ("variant", *[f"{l} (norm.)" for l in learners.split(",")], "CN score gen / data / expert",
-                   "speed gen / data", "no-op gen", "accept", "label loss gap", "probe margin", "train+generate s"):
+                   "speed gen / data", "no-op gen", "agreement gen / data", "accept", "label loss gap", "probe margin",
+                   "train+generate s"):
         table.add_column(column)
     for variant in variants.split(","):
         spec = dict(VARIANTS[variant])
@@ -95,7 +99,7 @@ def main(profile, seeds, learners, variants, overrides, root, name):
                                       **spec, **{"learner.name": learner, "seed": seed, "device": "cpu"})
                 # one run directory per seed: variants share collect, labels and trained models where
                 # they agree (CODI and CODI w/o Com. train one model), learners share generated data
-                pipeline = Pipeline(config, root / f"augment-s{seed}")
+                pipeline = Pipeline(config, root / (f"augment-s{seed}" if agents == 3 else f"augment-n{agents}-s{seed}"))
                 try:
                     results = pipeline.report()
                 finally:
@@ -121,11 +125,13 @@ def main(profile, seeds, learners, variants, overrides, root, name):
                       f"{mean_of(['behaviour_generated', 'quality_score']):.3f} / {mean_of(['behaviour_dataset', 'quality_score']):.3f}"
                       f" / {mean_of(['behaviour_expert', 'quality_score']):.3f}",
                       f"{mean_of(['behaviour_generated', 'mean_speed']):.2f} / {mean_of(['behaviour_dataset', 'mean_speed']):.2f}",
-                      f"{mean_of(['behaviour_generated', 'noop_share']):.2f}", f"{mean_of(['generation', 'acceptance_rate']):.2f}",
+                      f"{mean_of(['behaviour_generated', 'noop_share']):.2f}",
+                      f"{mean_of(['behaviour_generated', 'expert_agreement']):.2f} / {mean_of(['behaviour_dataset', 'expert_agreement']):.2f}",
+                      f"{mean_of(['generation', 'acceptance_rate']):.2f}",
                       f"{mean_of(['label_sensitivity', 'loss_gap']):.4f}", f"{mean_of(['probe', 'probe_conditioned_margin']):.3f}",
                       f"{row['augment_seconds']:.0f}")
     Console().print(table)
-    save(name, {"profile": profile, "seeds": seeds, "overrides": list(overrides), "rows": rows,
+    save(name, {"profile": profile, "agents": agents, "seeds": seeds, "overrides": list(overrides), "rows": rows,
                 "guidance_speed": guidance_speed()})
 
 
