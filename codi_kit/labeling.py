@@ -3,10 +3,12 @@ every segment gets a soft label vector z over agents."""
 from __future__ import annotations
 
 import abc
+from pathlib import Path
 
 import attrs
 import numpy as np
 
+from codi_kit.atomic import write_json
 from codi_kit.context import NoSettings, StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError
@@ -130,8 +132,10 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
                      np.float32(1.0 / dataset.agents))
     else:
         if stats["teacher_answered"] < 2:
+            report = Path(context.workdir).parent / "label-failure.json"  # beside the run's stages, kept
+            write_json(report, stats)
             raise CodiKitError(f"labeler answered {stats['teacher_answered']} of {len(asked)} segments: too few to "
-                               "distil a student (see its failures in the label stats)")
+                               f"distil a student; its calls, retries and failures are in {report}")
         student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
                                          context.seed, context.device)
         z = soft_labels(student, dataset, segments, horizon, context.device)

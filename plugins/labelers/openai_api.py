@@ -1,9 +1,12 @@
 """An LLM teacher behind any OpenAI-compatible chat-completions server (OpenAI, vLLM, Ollama, ...).
 
-Async with bounded concurrency, timeouts, exponential backoff on 429, 5xx, timeouts and dropped
-connections; an answer that cannot be parsed is asked again with a reminder of the format, then
-left unlabelled (never a made-up label). Every raw answer is cached on disk by (model, prompt).
-The API key is read from the environment variable named in the settings and is never written.
+Async with bounded concurrency, timeouts, exponential backoff on 429 (honouring Retry-After,
+bounded), 5xx, timeouts, dropped connections and malformed replies (truncated JSON, an HTML page,
+no choices, empty or non-text content): each is one more failed attempt, never fatal. An answer
+that names no agent is asked again with a reminder of the format, then left unlabelled (never a
+made-up label). Answers that name a valid agent are cached on disk by (model, prompt) the moment
+they arrive. The API key is read from the environment variable named in the settings and is never
+written.
 """
 from __future__ import annotations
 
@@ -24,6 +27,30 @@ from codi_kit.prompts import parse_best_agent
 REMINDER = 'Reply with exactly one line: "Best agent: Agent <number>".'
 
 
+class MalformedReply(Exception):
+    """A reply with status 200 that is not a usable chat completion."""
+
+
+def reply_text(response) -> str:
+    """The first choice's text, or MalformedReply (no choices, empty or non-text content, a body
+    the client could not parse into a completion at all)."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        raise MalformedReply("no choices")
+    content = getattr(getattr(choices[0], "message", None), "content", None)
+    if not isinstance(content, str) or not content.strip():
+        raise MalformedReply(f"content is {type(content).__name__}")
+    return content
+
+
+def retry_after(error) -> float | None:
+    """Seconds from a 429's Retry-After header (a number of seconds), if it has one."""
+    try:
+        return float(error.response.headers.get("retry-after"))
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 class OpenAITeacher(Labeler):
     @attrs.frozen
     class Config:
@@ -34,6 +61,7 @@ class OpenAITeacher(Labeler):
         timeout: float = 60.0  # seconds per request
         max_retries: int = 5  # on 429, 5xx, timeouts and connection errors
         backoff: float = 1.0  # seconds before the first retry, doubled each time (with jitter)
+        max_retry_after: float = 60.0  # a 429's Retry-After is honoured up to this many seconds
         parse_retries: int = 2  # re-asks when an answer names no agent
         temperature: float = 0.0
         max_tokens: int = 300
@@ -60,7 +88,7 @@ class OpenAITeacher(Labeler):
                                   max_retries=0)  # retries are ours, so they are counted
 
     async def _answer_all(self, prompts, agents, cache):
-        stats = {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0,
+        stats = {"calls": 0, "retries": 0, "malformed": 0, "prompt_tokens": 0, "completion_tokens": 0, "cache_hits": 0,
                  "failures": 0, "unparsed": 0, "model": self.config.model}
         client = self._client()
         limit = asyncio.Semaphore(self.config.concurrency)
@@ -68,13 +96,13 @@ class OpenAITeacher(Labeler):
         with progress_bar(len(prompts), f"openai teacher ({self.config.model})") as bar:
             async def one(row, prompt):
                 text = cache.get(self.config.model, prompt)
-                if text is not None:
+                if text is not None and parse_best_agent(text, agents) is not None:
                     stats["cache_hits"] += 1
                 else:
                     async with limit:
                         text = await self._ask_until_parsed(client, prompt, agents, stats)
-                    if text is not None:
-                        cache.put(self.config.model, prompt, text)
+                    if text is not None and parse_best_agent(text, agents) is not None:
+                        cache.put(self.config.model, prompt, text)  # only answers naming a valid agent
                 parsed = parse_best_agent(text or "", agents)
                 if text is None:
                     stats["failures"] += 1
@@ -101,31 +129,37 @@ class OpenAITeacher(Labeler):
         return text
 
     async def _call(self, client, messages, stats):
+        """The reply's text, or None once every attempt failed."""
         import openai
 
         for attempt in range(self.config.max_retries + 1):
+            wait = self.config.backoff * 2 ** attempt * (0.5 + random.random())
             try:
                 stats["calls"] += 1
                 response = await client.chat.completions.create(
                     model=self.config.model, messages=messages, temperature=self.config.temperature,
                     max_tokens=self.config.max_tokens)
-            except (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                    openai.APIConnectionError):
-                if attempt == self.config.max_retries:
-                    return None
-                stats["retries"] += 1
-                await asyncio.sleep(self.config.backoff * 2 ** attempt * (0.5 + random.random()))
-                continue
+                text = reply_text(response)
+            except openai.RateLimitError as error:
+                wait = max(wait, min(retry_after(error) or 0.0, self.config.max_retry_after))
+            except (openai.InternalServerError, openai.APITimeoutError, openai.APIConnectionError):
+                pass
             except openai.AuthenticationError:
                 raise CodiKitError(f"labeler 'openai': the server refused the key in ${self.config.api_key_env}") from None
             except openai.APIStatusError as error:
                 raise CodiKitError(f"labeler 'openai': the server answered {error.status_code} for model "
                                    f"'{self.config.model}': {error.message}") from None
-            if response.usage is not None:
-                stats["prompt_tokens"] += response.usage.prompt_tokens or 0
-                stats["completion_tokens"] += response.usage.completion_tokens or 0
-            choices = response.choices or []
-            return (choices[0].message.content or "") if choices else ""
+            except (MalformedReply, openai.APIResponseValidationError, ValueError, TypeError, AttributeError,
+                    KeyError, IndexError):
+                stats["malformed"] += 1  # truncated JSON, an HTML page with 200, a body of the wrong shape
+            else:
+                usage = getattr(response, "usage", None)
+                stats["prompt_tokens"] += getattr(usage, "prompt_tokens", 0) or 0
+                stats["completion_tokens"] += getattr(usage, "completion_tokens", 0) or 0
+                return text
+            if attempt < self.config.max_retries:
+                stats["retries"] += 1
+                await asyncio.sleep(wait)
         return None
 
 
