@@ -63,9 +63,32 @@ def pipeline_options(function):
 
 def _config(profile, config_file, overrides, seed, device, env=None, labeler=None, augmenter=None, learner=None,
             dataset=None, **extra):
-    return build_config(profile, config_file, list(overrides), **{
+    overrides = list(overrides)
+    if dataset and env is None:  # a dataset file that names its env runs on that env (and its settings)
+        env, settings = _env_of(dataset)
+        overrides = [f"env.{key}={json.dumps(value)}" for key, value in settings.items()] + overrides
+    return build_config(profile, config_file, overrides, **{
         "seed": seed, "device": device, "env.name": env, "labeler.name": labeler, "augmenter.name": augmenter,
         "learner.name": learner, "collect.dataset": dataset, **extra})
+
+
+def _env_of(dataset: str) -> tuple[str | None, dict]:
+    """The env a dataset file's metadata names (``env``, ``env_settings``), checked to be registered."""
+    from codi_kit.dataset import read_metadata
+    from codi_kit.errors import DatasetError, PluginError
+
+    path = Path(dataset)
+    meta = read_metadata(path) if path.exists() else {}
+    name = meta.get("env")
+    if name is None:
+        return None, {}
+    try:
+        plugins.lookup("env", name)
+    except PluginError as error:
+        raise DatasetError(path.with_suffix(".json"), "env", f"names env '{name}', which no installed plugin registers "
+                                                             f"({error}); choose one with --env") from None
+    settings = meta.get("env_settings")
+    return name, settings if isinstance(settings, dict) else {}
 
 
 def _run_directory(config, out) -> Path:
@@ -193,9 +216,10 @@ def list_plugins(as_json):
 @main.command("dataset", help="Validate a dataset file and print its summary statistics.")
 @click.argument("path", type=click.Path(dir_okay=False))
 def dataset_command(path):
-    from codi_kit.dataset import Dataset
+    from codi_kit.dataset import Dataset, check_import
 
     loaded = Dataset.load(path)
+    check_import(loaded, path)
     click.echo(json.dumps({"file": str(path), "meta": loaded.meta, "summary": loaded.summary()}, indent=2, default=str))
 
 

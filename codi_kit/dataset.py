@@ -167,16 +167,11 @@ class Dataset:
         path = Path(path)
         if not path.exists():
             raise DatasetError(path, "(file)", "no such file")
-        meta_path = path.with_suffix(".json")
-        meta = {}
-        if meta_path.exists():
-            try:
-                meta = json.loads(meta_path.read_text())
-            except json.JSONDecodeError as error:
-                raise DatasetError(meta_path, "(metadata)", f"not valid JSON: {error}") from error
+        meta = read_metadata(path)
         arrays = {}
         try:
             with np.load(path, allow_pickle=False) as archive:
+                check_declared_sizes(path, archive)  # before anything is allocated
                 for name in FIELDS:
                     if name in archive.files:
                         try:
@@ -190,6 +185,77 @@ class Dataset:
         dataset = Dataset(**{n: arrays.get(n) for n in FIELDS}, meta=meta)
         validate(dataset, path)
         return dataset
+
+
+def read_metadata(path: Path) -> dict:
+    """``NAME.json`` beside ``NAME.npz`` (empty when there is none); it must be a JSON object."""
+    meta_path = Path(path).with_suffix(".json")
+    if not meta_path.exists():
+        return {}
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(meta_path, "(metadata)", f"not valid JSON: {error}") from error
+    if not isinstance(meta, dict):
+        raise DatasetError(meta_path, "(metadata)", f"must be a JSON object, not a {type(meta).__name__}")
+    return meta
+
+
+def check_declared_sizes(path: Path, archive) -> None:
+    """Each member's .npy header declares a shape; refuse one that declares more bytes than the
+    archive holds for it (a corrupt or hostile header would otherwise allocate that much)."""
+    for name in FIELDS:
+        member = f"{name}.npy"
+        if member not in archive.zip.namelist():
+            continue
+        info = archive.zip.getinfo(member)
+        with archive.zip.open(info) as handle:
+            try:
+                version = np.lib.format.read_magic(handle)
+                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read is None:
+                    continue
+                shape, _, dtype = read(handle)
+            except ValueError as error:
+                raise DatasetError(path, name, f"unreadable array header: {error}") from error
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            held = info.file_size - handle.tell()
+        if declared > held:
+            raise DatasetError(path, name, f"declares shape {tuple(shape)} ({declared:,} bytes) but the archive holds "
+                                           f"{held:,} bytes for it (corrupt or truncated file)")
+
+
+def check_import(dataset: Dataset, path: str | os.PathLike) -> None:
+    """What a dataset file brought from elsewhere must also satisfy: episodes that exist, and
+    metadata that agrees with its arrays (``spec``, ``normalization``)."""
+    path = Path(path)
+    meta_path = path.with_suffix(".json")
+    if dataset.episodes == 0:
+        raise DatasetError(path, "obs", "0 episodes")
+    if (dataset.lengths == 0).any():
+        empty = np.flatnonzero(dataset.lengths == 0)
+        raise DatasetError(path, "lengths", f"{len(empty)} episodes have length 0 (first: episode {int(empty[0])})")
+    spec = dataset.meta.get("spec")
+    if isinstance(spec, dict):
+        for key, actual, array in (("agents", dataset.agents, "obs"), ("obs_dim", dataset.obs.shape[3], "obs")):
+            if key in spec and spec[key] != actual:
+                raise DatasetError(meta_path, f"spec.{key}", f"{spec[key]}, but {array} has {actual}")
+        if "actions" in spec and dataset.actions.size and dataset.actions.max() >= spec["actions"]:
+            raise DatasetError(path, "actions", f"index {int(dataset.actions.max())} >= the {spec['actions']} actions "
+                                                "of the metadata's spec.actions")
+    normalization = dataset.meta.get("normalization")
+    if isinstance(normalization, dict) and {"R_lo", "R_hi"} <= normalization.keys():
+        low, high = normalization["R_lo"], normalization["R_hi"]
+        if not isinstance(low, (int, float)) or not isinstance(high, (int, float)):
+            raise DatasetError(meta_path, "normalization", "R_lo and R_hi must be numbers")
+        if high <= low:
+            raise DatasetError(meta_path, "normalization.R_hi", f"{high} is not above R_lo {low}: normalised returns "
+                                                                "would be undefined")
+        mean = float(dataset.returns().mean())
+        if not np.isclose(low, mean, rtol=1e-3, atol=1e-3):
+            raise DatasetError(meta_path, "normalization.R_lo", f"{low} is not the data's mean return {mean:.6g} (R_lo is "
+                                                                "the dataset's own mean; drop 'normalization' to have "
+                                                                "R_lo and R_hi measured)")
 
 
 def _pad_time(array: np.ndarray, length: int) -> np.ndarray:
@@ -211,7 +277,6 @@ def _jsonable(value):
 
 def validate(dataset: Dataset, source: str | os.PathLike = "(in memory)") -> None:
     """Check presence, dtype, shape agreement, finiteness and value ranges of every field."""
-    sizes: dict[str, int] = {}
     for name, (dtype, dims) in FIELDS.items():
         array = getattr(dataset, name)
         if array is None:
@@ -225,17 +290,36 @@ def validate(dataset: Dataset, source: str | os.PathLike = "(in memory)") -> Non
             raise DatasetError(source, name, f"dtype {array.dtype}, expected {np.dtype(dtype)}")
         if array.ndim != len(dims):
             raise DatasetError(source, name, f"shape {array.shape}, expected {len(dims)} dims [{','.join(dims)}]")
-        for axis, dim in enumerate(dims):
-            if sizes.setdefault(dim, array.shape[axis]) != array.shape[axis]:
-                raise DatasetError(source, name, f"shape {array.shape}: dim {dim} is {array.shape[axis]}, other fields say {sizes[dim]}")
         if array.dtype.kind == "f" and not np.isfinite(array).all():
             raise DatasetError(source, name, f"{int((~np.isfinite(array)).sum())} non-finite values (NaN or inf)")
+    _check_dims_agree(dataset, source)
     if (dataset.lengths < 0).any() or (dataset.lengths > dataset.padded_length).any():
         raise DatasetError(source, "lengths", f"values must lie in [0, {dataset.padded_length}]")
     if dataset.actions.size and dataset.actions.min() < 0:
         raise DatasetError(source, "actions", "negative action index")
     if dataset.avail_actions is not None:
+        count = dataset.avail_actions.shape[-1]
+        if dataset.actions.size and dataset.actions.max() >= count:
+            raise DatasetError(source, "actions", f"index {int(dataset.actions.max())} >= the {count} actions of avail_actions")
         valid = dataset.step_mask()
         chosen = np.take_along_axis(dataset.avail_actions, dataset.actions[..., None], axis=-1)[..., 0]
         if not chosen[valid].all():
             raise DatasetError(source, "actions", "some actions are not available per avail_actions")
+
+
+def _check_dims_agree(dataset: Dataset, source) -> None:
+    """Every named dim (E, T, N, ...) has one size across fields; the field named is the one that
+    disagrees with the most common size (obs with 45 episodes where the others have 50: obs)."""
+    seen: dict[str, list[tuple[str, int]]] = {}
+    for name, (_, dims) in FIELDS.items():
+        array = getattr(dataset, name)
+        if array is not None:
+            for axis, dim in enumerate(dims):
+                seen.setdefault(dim, []).append((name, array.shape[axis]))
+    for dim, pairs in seen.items():
+        sizes = [size for _, size in pairs]
+        common = max(set(sizes), key=lambda size: (sizes.count(size), -[s for _, s in pairs].index(size)))
+        for name, size in pairs:
+            if size != common:
+                raise DatasetError(source, name, f"shape {getattr(dataset, name).shape}: dim {dim} is {size}, "
+                                                 f"other fields say {common}")

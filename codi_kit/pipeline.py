@@ -17,7 +17,7 @@ from codi_kit.augment import FitRequest, GenerateRequest
 from codi_kit.collect import References, normalization_of
 from codi_kit.config import plugin_settings
 from codi_kit.context import StageContext
-from codi_kit.dataset import Dataset
+from codi_kit.dataset import Dataset, check_import
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.evaluate import evaluate
 from codi_kit.labeling import QualityLabels, label_dataset
@@ -96,10 +96,14 @@ class Pipeline:
     def _import(self, source: str) -> Dataset:
         """An existing dataset file, checked against the env (R_hi is measured later if it lacks one)."""
         dataset = Dataset.load(source)
+        check_import(dataset, source)
         spec = self.env.spec
         if dataset.agents != spec.agents or dataset.obs.shape[3] != spec.obs_dim:
             raise DatasetError(source, "obs", f"shape {dataset.obs.shape} does not fit env '{spec.name}' "
                                               f"({spec.agents} agents, observation size {spec.obs_dim})")
+        if dataset.actions.size and dataset.actions.max() >= spec.actions:
+            raise DatasetError(source, "actions", f"index {int(dataset.actions.max())} >= the {spec.actions} actions "
+                                                  f"of env '{spec.name}'")
         return dataset
 
     def dataset(self, stage: str = "collect") -> Dataset:

@@ -99,3 +99,100 @@ def test_bad_field_is_a_one_line_cli_error(cn_dataset, tmp_path, runner, kind):
     result = runner.invoke(main, ["dataset", str(path)])
     assert result.exit_code == 2
     assert result.output.count("\n") == 1 and f"field '{field}'" in result.output and str(path) in result.output
+
+
+# -- files brought from elsewhere: each problem is one line naming the file and field, before any work --
+def _with_meta(cn_dataset, tmp_path, name, change_arrays=None, change_meta=None):
+    import json
+
+    path = cn_dataset.save(tmp_path / f"{name}.npz")
+    if change_arrays:
+        arrays = dict(np.load(path))
+        change_arrays(arrays)
+        np.savez(path, **arrays)
+    if change_meta:
+        meta_path = path.with_suffix(".json")
+        meta = json.loads(meta_path.read_text())
+        meta_path.write_text(json.dumps(change_meta(meta)))
+    return path
+
+
+def _set(mapping, key, value):
+    mapping[key] = value
+    return mapping
+
+
+def _normalization(meta, **values):
+    meta["normalization"].update(values)
+    return meta
+
+
+IMPORT_PROBLEMS = {
+    "action_beyond_avail": (lambda a: a["actions"].__setitem__((0, 0, 0), 7), None, "actions", "avail_actions"),
+    "action_beyond_spec": (lambda a: (a.pop("avail_actions"), a["actions"].__setitem__((0, 0, 0), 7)), None, "actions",
+                           "spec.actions"),
+    "zero_episodes": (lambda a: a.update({k: v[:0] for k, v in a.items()}), None, "obs", "0 episodes"),
+    "zero_length_episode": (lambda a: a["lengths"].__setitem__(3, 0), None, "lengths", "length 0"),
+    "metadata_not_an_object": (None, lambda m: [m], "(metadata)", "JSON object"),
+    "agents_disagree": (None, lambda m: _set(m, "spec", {**m["spec"], "agents": 4}), "spec.agents", "obs has 3"),
+    "obs_size_disagrees": (None, lambda m: _set(m, "spec", {**m["spec"], "obs_dim": 20}), "spec.obs_dim", "obs has 18"),
+    "r_lo_not_the_mean": (None, lambda m: _normalization(m, R_lo=m["normalization"]["R_lo"] + 5), "normalization.R_lo",
+                          "mean return"),
+    "r_hi_not_above_r_lo": (None, lambda m: _normalization(m, R_hi=m["normalization"]["R_lo"] - 1),
+                            "normalization.R_hi", "not above"),
+    "obs_fewer_episodes": (lambda a: a.__setitem__("obs", a["obs"][:-5]), None, "obs", "dim E"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(IMPORT_PROBLEMS))
+def test_a_bad_imported_file_is_one_line_naming_the_field_before_any_work(cn_dataset, tmp_path, runner, kind):
+    arrays, meta, field, phrase = IMPORT_PROBLEMS[kind]
+    path = _with_meta(cn_dataset, tmp_path, kind, arrays, meta)
+    for command in (["dataset", str(path)], ["run", "--dataset", str(path), "--profile", "smoke", "--quiet",
+                                              "--out", str(tmp_path / "run")]):
+        result = runner.invoke(main, command)
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and f"field '{field}'" in lines[0] and phrase in lines[0], lines
+        assert path.stem in lines[0] and "Traceback" not in result.output
+    assert not any((tmp_path / "run").glob("collect-*"))
+
+
+def test_a_header_declaring_more_than_the_archive_holds_is_refused_before_allocating(cn_dataset, tmp_path, runner):
+    import io
+    import zipfile
+
+    path = cn_dataset.save(tmp_path / "huge.npz")
+    members = {}
+    with zipfile.ZipFile(path) as archive:
+        for name in archive.namelist():
+            members[name] = archive.read(name)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (2_000_000, 25, 3, 18_000)})
+    members["obs.npy"] = header.getvalue() + b"\0" * 64  # the header, then 64 bytes of data
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    result = runner.invoke(main, ["dataset", str(path)])
+    assert result.exit_code == 2 and "field 'obs'" in result.output and "declares shape" in result.output, result.output
+
+
+def test_a_file_whose_metadata_names_an_unregistered_env_is_refused(cn_dataset, tmp_path, runner):
+    path = _with_meta(cn_dataset, tmp_path, "elsewhere", None, lambda m: _set(m, "env", "nowhere/env"))
+    result = runner.invoke(main, ["run", "--dataset", str(path), "--profile", "smoke", "--quiet", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and "field 'env'" in result.output and "nowhere/env" in result.output, result.output
+
+
+def test_a_run_on_a_file_uses_the_env_its_metadata_names(tmp_path, runner):
+    import json
+
+    data = tmp_path / "cn4.npz"
+    collected = runner.invoke(main, ["collect", "--profile", "smoke", "--episodes", "12", "--set", "env.agents=4",
+                                     "--out", str(data), "--quiet"])
+    assert collected.exit_code == 0, collected.output
+    result = runner.invoke(main, ["learn", "--dataset", str(data), "--profile", "smoke", "--quiet", "--out",
+                                  str(tmp_path / "run"), "--set", "learner.steps=3"])
+    assert result.exit_code == 0, result.output  # without --env: 4 agents from the file's env_settings
+    collect = json.loads(next((tmp_path / "run").glob("collect-*/meta.json")).read_text())
+    assert collect["inputs"]["env"]["settings"]["agents"] == 4
