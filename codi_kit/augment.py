@@ -40,6 +40,8 @@ class GenerateRequest:
 class Generated:
     dataset: Dataset  # generated episodes only, same schema as the original
     diagnostics: dict = attrs.field(factory=dict)  # recorded in the artifact's meta, results.json and the report
+    requested: int = 0  # episodes the augmenter set out to generate (0: it generates none, e.g. ``none``)
+    reason: str = ""  # why fewer came out, when the augmenter knows
 
 
 class Augmenter(abc.ABC):

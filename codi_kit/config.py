@@ -17,6 +17,10 @@ DEFAULTS = {
     "student": {},
     "text_converter": {},
     "augmenter": {"name": "none"},
+    # a generate stage that yields fewer than minimum_share of the episodes its augmenter set out to
+    # make stops the run (learners would see the original data under the augmenter's name), unless
+    # allow_shortfall; then results.json and the report say so
+    "generate": {"minimum_share": 0.1, "allow_shortfall": False},
     "learner": {"name": "bc"},
     "evaluate": {"episodes": 200, "greedy": True},
 }

@@ -23,6 +23,7 @@ from codi_kit.evaluate import evaluate
 from codi_kit.labeling import QualityLabels, label_dataset
 from codi_kit.student import StudentConfig
 from codi_kit.learn import LearnRequest
+from codi_kit.progress import say
 from codi_kit.torch_utils import resolve_device, seed_everything
 
 STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
@@ -200,6 +201,9 @@ class Pipeline:
                                           trained.folder if trained else None)
                 outcome = self.augmenter.generate(request)
                 generated = outcome.dataset
+                shortfall = self._shortfall(outcome)
+                if shortfall:
+                    artifact.record["shortfall"] = shortfall
                 generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
                 generated.save(artifact.workdir / "generated.npz")
                 artifact.record["generated_episodes"] = generated.episodes
@@ -208,6 +212,20 @@ class Pipeline:
                     artifact.record["summary"] = generated.summary()
         self.artifacts["generate"] = artifact
         return artifact
+
+    def _shortfall(self, outcome) -> dict | None:
+        """None when the augmenter made what it set out to; else an error, or (allowed) a record."""
+        settings = self.config.get("generate", {})
+        made, asked = outcome.dataset.episodes, outcome.requested
+        if not asked or made >= float(settings.get("minimum_share", 0.1)) * asked:
+            return None
+        name = self.config["augmenter"]["name"]
+        why = f": {outcome.reason}" if outcome.reason else ""
+        if not settings.get("allow_shortfall", False):
+            raise CodiKitError(f"augmenter '{name}' generated {made} of the {asked} episodes it set out to{why}; learners "
+                               "would see the original data under its name (set generate.allow_shortfall=true to go on)")
+        say(f"[yellow]augmenter '{name}' generated {made} of {asked} episodes{why}; going on (generate.allow_shortfall)[/yellow]")
+        return {"generated": made, "requested": asked, "reason": outcome.reason}
 
     def training_data(self) -> Dataset:
         self.generate()
@@ -286,6 +304,7 @@ class Pipeline:
             "evaluation_episodes": evaluation["episodes"],
             "dataset_episodes": collected["summary"]["episodes"],
             "generated_episodes": generated["generated_episodes"],
+            "generation_shortfall": generated.get("shortfall"),
             "dataset_summary": collected["summary"],
             "label_stats": labelled.meta()["stats"] if labelled else None,
             "train_diagnostics": trained.meta()["diagnostics"] if trained else None,

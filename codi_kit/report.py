@@ -58,7 +58,14 @@ def plot_learning_curve(metrics_file: Path, target: Path) -> bool:
 
 
 def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
-    lines = ["# codi-kit run", "", "| quantity | value |", "|---|---|"]
+    lines = ["# codi-kit run", ""]
+    shortfall = results.get("generation_shortfall")
+    if shortfall:
+        lines += [f"**Augmenter '{results['augmenter']}' generated {shortfall['generated']} of the {shortfall['requested']} "
+                  f"episodes it set out to ({shortfall['reason'] or 'no reason given'}): learners trained on "
+                  f"{'the original data alone' if not shortfall['generated'] else 'a shortfall of generated data'} "
+                  "(generate.allow_shortfall).**", ""]
+    lines += ["| quantity | value |", "|---|---|"]
     lines += [f"| {label} | {_cell(results, label, key)} |" for label, key in ROWS]
     lines += ["", "## Stages", "", "| stage | artifact | seconds now | reused |", "|---|---|---|---|"]
     for stage, artifact in artifacts.items():

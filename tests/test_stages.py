@@ -144,3 +144,28 @@ def test_a_horizon_longer_than_the_labelled_segments_is_an_error_naming_both(tmp
                                   "--set", "augmenter.horizon=4"])
     assert result.exit_code == 0, result.output
     assert json.loads(next(out.glob("train-*/meta.json")).read_text())["diagnostics"]["horizon"] == 4
+
+
+SHORTFALL = ["--augmenter", "codi", "--labeler", "privileged", "--profile", "smoke", "--quiet",
+             "--set", "augmenter.branch_length=0", "--set", "augmenter.resimulate=false",
+             "--set", "augmenter.consistency_threshold=1e-12", "--set", "augmenter.max_restarts=0",
+             "--set", "learner.steps=3", "--set", "evaluate.episodes=3"]
+
+
+def test_a_run_whose_augmenter_generated_nothing_stops_and_keeps_the_finished_stages(tmp_path, runner):
+    from codi_kit.cli import main
+
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["run", "--out", str(out), "--set", "collect.episodes=30", *SHORTFALL])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "augmenter 'codi' generated 0 of the 8 episodes" in lines[0]
+    assert "consistency check" in lines[0] and "Traceback" not in result.output
+    assert any(out.glob("train-*/model.pt")) and not any(out.glob("generate-*")) and not any(out.glob("learn-*"))
+    allowed = runner.invoke(main, ["run", "--out", str(out), "--set", "collect.episodes=30", *SHORTFALL,
+                                   "--set", "generate.allow_shortfall=true"])
+    assert allowed.exit_code == 0, allowed.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["generated_episodes"] == 0 and results["generation_shortfall"]["requested"] == 8
+    report = (out / "report.md").read_text().splitlines()
+    assert report[2].startswith("**Augmenter 'codi' generated 0 of the 8 episodes") and "original data alone" in report[2]

@@ -110,9 +110,6 @@ class DiffusionAugmenter(Augmenter):
         stitcher = Stitcher(model, settings, starts, targets, context.seed)
         every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset, settings.branch_length)
         timings["generate"] = time.perf_counter() - started
-        if stitcher.stats.stopped_early:
-            say(f"[yellow]generation stopped early: no sampled segment passed the consistency check "
-                f"(delta {stitcher.threshold:.3g}); the denoiser needs more training (augmenter.train_steps)[/yellow]")
         # keep the episodes with the highest imputed return (the reward model's, not the env's)
         generated = every.select(np.sort(np.argsort(-every.returns(), kind="stable")[:episodes]))
         report.update({
@@ -125,7 +122,11 @@ class DiffusionAugmenter(Augmenter):
             "behaviour_expert": diagnostics.behaviour(context.env, request.references.expert),
             "seconds": timings,
         })
-        return Generated(generated, report)
+        stats = stitcher.stats
+        reason = (f"{stats.segments_accepted} of {stats.segments_sampled} sampled segments passed the consistency check "
+                  f"(delta {stitcher.threshold:.3g}) and {stats.abandoned} trajectories were given up; the denoiser may "
+                  "need more training (augmenter.train_steps)") if generated.episodes < episodes else ""
+        return Generated(generated, report, requested=episodes, reason=reason)
 
 
 def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float,
