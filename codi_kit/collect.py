@@ -10,6 +10,7 @@ from codi_kit.dataset import Dataset
 from codi_kit.env import EnvAdapter
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import PerAgentMixture, RandomPolicy
+from codi_kit.progress import warn
 from codi_kit.rollout import rollout
 
 PROTOCOLS = ("imbalanced", "balanced", "random")
@@ -31,7 +32,8 @@ def collect(env: EnvAdapter, protocol: str, episodes: int, seed: int, stream: in
             description: str | None = None) -> Dataset:
     """Roll out the protocol's behaviour policy; the expert's index is kept as ``expert_mask``."""
     masks = expert_masks(protocol, episodes, env.spec.agents, np.random.default_rng([seed, stream, 7]))
-    expert, random = env.expert_policy(), RandomPolicy()
+    random = RandomPolicy()
+    expert = env.expert_policy() if masks.any() else random  # the random protocol needs no expert
     dataset = rollout(
         env, lambda first, count: PerAgentMixture(expert, random, masks[first:first + count]),
         episodes, seed, stream=stream, description=description or f"collect {protocol}",
@@ -62,6 +64,13 @@ def add_references(env: EnvAdapter, dataset: Dataset, seed: int) -> Dataset:
         expert = collect(env, "balanced", dataset.episodes, seed, stream=EXPERT_STREAM, description="expert reference (R_hi)")
     normalization = Normalization(float(dataset.returns().mean()), float(expert.returns().mean()), dataset.episodes)
     dataset.meta["normalization"] = attrs.asdict(normalization)
+    if expert is not dataset:
+        low, high = dataset.returns(), expert.returns()
+        noise = 2 * np.sqrt(low.var() / len(low) + high.var() / len(high))  # two standard errors of the difference
+        if normalization.R_hi - normalization.R_lo <= noise:
+            warn(f"env '{env.spec.name}': the expert's return R_hi {normalization.R_hi:.4g} is within noise of the "
+                 f"dataset's R_lo {normalization.R_lo:.4g} (two standard errors {noise:.3g}): is its expert_policy() "
+                 "an expert? Normalised returns will mean little")
     return expert
 
 

@@ -1,10 +1,10 @@
 """A generic adapter over PettingZoo ``ParallelEnv`` factories with discrete actions.
 
-Bring an environment without writing an adapter: ``ParallelEnvAdapter(name, factory)``. Team
-agents may be a subset of the env's agents; the others ("scripted") are driven by a callable.
-Observations are zero-padded to the largest agent's size; actions beyond an agent's own
-``Discrete(n)`` are masked unavailable, as is everything but the env's ``action_mask`` when the
-observation is a dict carrying one.
+Bring an environment without writing an adapter: ``ParallelEnvAdapter(name, factory,
+expert=...)``. Team agents may be a subset of the env's agents; the others ("scripted") are driven
+by a callable. Observations are zero-padded to the largest agent's size; actions beyond an agent's
+own ``Discrete(n)`` are masked unavailable, as is everything but the env's ``action_mask`` when
+the observation is a dict carrying one. The README's "Writing a plugin" has a complete example.
 """
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ import numpy as np
 
 from codi_kit.env import EnvAdapter, EnvSpec, Transition
 from codi_kit.errors import CodiKitError
-from codi_kit.policy import Policy, RandomPolicy
+from codi_kit.policy import Policy
+
+TEAM_REWARDS = ("sum", "shared")
 
 
 class ParallelEnvAdapter(EnvAdapter):
@@ -27,7 +29,19 @@ class ParallelEnvAdapter(EnvAdapter):
         episode_limit: int | None = None,
         action_count: Callable[[object, str], int] | None = None,
         encode_action: Callable[[str, int], int] | None = None,
+        expert: Policy | None = None,
+        team_reward: str = "sum",
     ):
+        """``factory()``: a fresh PettingZoo ParallelEnv. ``team``: the agents codi-kit controls (default
+        all). ``scripted(env, observations) -> {agent: action}``: actions of the others.
+        ``episode_limit``: steps per episode (default the env's ``max_cycles``). ``action_count(env,
+        agent)`` and ``encode_action(agent, index)``: for non-Discrete action spaces. ``expert``: the
+        policy the imbalanced and balanced protocols (and R_hi) need; ``Policy.act(obs [B,N,O], avail
+        [B,N,K], rng, greedy) -> actions [B,N]``. ``team_reward``: "sum" adds the team agents' rewards;
+        "shared" counts once a reward the env gives every agent alike (their mean)."""
+        if team_reward not in TEAM_REWARDS:
+            raise CodiKitError(f"env '{name}': team_reward '{team_reward}'; choose one of {', '.join(TEAM_REWARDS)}")
+        self.name, self.expert, self.team_reward_rule = name, expert, team_reward
         self.factory = factory
         self.scripted = scripted  # (env copy, raw observations) -> actions of non-team agents
         self.encode_action = encode_action or (lambda agent, action: int(action))
@@ -48,7 +62,7 @@ class ParallelEnvAdapter(EnvAdapter):
         state_dim = _state_size(probe)
         probe.close()
         self.spec = EnvSpec(name=name, agents=len(self.team), obs_dim=max(sizes), actions=max(counts),
-                            episode_limit=int(limit), state_dim=state_dim)
+                            episode_limit=int(limit), state_dim=state_dim, team_reward=team_reward)
 
     # -- batched API ---------------------------------------------------------------------------
     def reset(self, seeds):
@@ -81,11 +95,15 @@ class ParallelEnvAdapter(EnvAdapter):
         return self._gather(reward, finished)
 
     def team_reward(self, env, rewards: dict) -> float:
-        """Sum of the team agents' rewards; override for an env with a shared team reward."""
-        return float(sum(rewards.get(a, 0.0) for a in self.team))
+        """The step's team reward by the ``team_reward`` rule: the sum, or the shared reward once."""
+        values = [float(rewards.get(a, 0.0)) for a in self.team]
+        return sum(values) if self.team_reward_rule == "sum" else sum(values) / len(values)
 
     def expert_policy(self) -> Policy:
-        return RandomPolicy()  # no expert is known for an arbitrary env; adapters override
+        if self.expert is None:
+            raise CodiKitError(f"env '{self.name}': no expert policy; the imbalanced and balanced protocols and R_hi "
+                               "need one: pass expert=<Policy> to ParallelEnvAdapter (or override expert_policy())")
+        return self.expert
 
     def close(self):
         for env in self.copies:

@@ -60,3 +60,8 @@ def say(message: str) -> None:
     """A status line on stderr (suppressed when quiet)."""
     if not _quiet:
         console.print(message)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr, shown even when quiet."""
+    Console(stderr=True).print(f"[bold yellow]warning:[/bold yellow] {message}", highlight=False)

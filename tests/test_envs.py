@@ -68,3 +68,52 @@ def test_generic_adapter_wraps_any_parallel_env_factory():
     data = collect(env, "random", 6, seed=0)
     assert data.obs.shape == (6, 10, 2, env.spec.obs_dim) and (data.lengths == 10).all()
     assert np.isfinite(data.rewards).all() and (data.rewards != 0).any()
+
+
+def test_the_generic_adapter_requires_an_expert_for_the_expert_protocols():
+    from mpe2 import simple_spread_v3
+
+    from codi_kit.errors import CodiKitError
+
+    env = ParallelEnvAdapter("generic/spread", lambda: simple_spread_v3.parallel_env(N=2, max_cycles=5))
+    for protocol in ("imbalanced", "balanced"):
+        with pytest.raises(CodiKitError, match="env 'generic/spread': no expert policy.*expert=<Policy>"):
+            collect(env, protocol, 2, seed=0)
+    env.close()
+
+
+def test_a_shared_team_reward_is_counted_once():
+    from mpe2 import simple_tag_v3
+
+    def factory():
+        return simple_tag_v3.parallel_env(num_good=1, num_adversaries=3, num_obstacles=0, max_cycles=25)
+
+    team = ["adversary_0", "adversary_1", "adversary_2"]
+    returns = {}
+    for rule in ("sum", "shared"):
+        env = ParallelEnvAdapter("generic/tag", factory, team=team, scripted=lambda env, obs: {"agent_0": 0},
+                                 team_reward=rule)
+        assert env.spec.team_reward == rule
+        returns[rule] = collect(env, "random", 40, seed=3).returns()
+        env.close()
+    assert (returns["sum"] != 0).any()  # some catches happened
+    np.testing.assert_allclose(returns["sum"], 3 * returns["shared"], rtol=1e-5)
+
+
+def test_an_expert_no_better_than_the_data_is_warned_about_loudly(capsys):
+    from mpe2 import simple_spread_v3
+
+    from codi_kit.collect import collect_with_references
+    from codi_kit.policy import RandomPolicy
+    from codi_kit.progress import set_quiet
+
+    set_quiet(True)
+    try:
+        env = ParallelEnvAdapter("generic/spread", lambda: simple_spread_v3.parallel_env(N=2, max_cycles=5),
+                                 expert=RandomPolicy())
+        collect_with_references(env, "imbalanced", 30, seed=0)
+        env.close()
+    finally:
+        set_quiet(False)
+    error = capsys.readouterr().err
+    assert "warning:" in error and "generic/spread" in error and "within noise" in error

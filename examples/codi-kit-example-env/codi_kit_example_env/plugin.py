@@ -34,10 +34,9 @@ class Tag(ParallelEnvAdapter):
             team=["adversary_0", "adversary_1", "adversary_2"],
             scripted=lambda env, observations: {"agent_0": int(rng.integers(5))},
             episode_limit=config.episode_limit,
+            expert=Chase(),  # what the imbalanced and balanced protocols and R_hi need
+            team_reward="shared",  # simple_tag gives every adversary the same reward: count it once
         )
-
-    def expert_policy(self):
-        return Chase()
 
 
 @codi_kit.hookimpl
