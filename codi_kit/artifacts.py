@@ -51,13 +51,13 @@ class RunDirectory:
         the stage fills. On success ``meta.json`` (inputs, seed, versions, seconds, record) is written."""
         key = content_key({"stage": stage, **inputs})
         folder = self.root / f"{stage}-{key}"
+        for stale in self.root.glob(f".{folder.name}.*.tmp"):  # left by a killed run of this stage
+            shutil.rmtree(stale, ignore_errors=True)
         if (folder / "meta.json").exists() and not self.force:
             say(f"[dim]{stage}: reusing {folder.name}[/dim]")
             yield Artifact(stage, key, folder, True)
             return
         checkpoints = self.root / f".{folder.name}.checkpoints"
-        for stale in self.root.glob(f".{folder.name}.*.tmp"):  # left by a killed run
-            shutil.rmtree(stale, ignore_errors=True)
         if self.force:
             shutil.rmtree(checkpoints, ignore_errors=True)
         started = time.perf_counter()

@@ -177,3 +177,16 @@ def test_labels_reach_an_augmenter_and_generated_episodes_reach_the_learner(tmp_
     assert learned["training_episodes"] == 40 + chosen
     generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
     assert (generated.provenance == "generated:replay-test").all()
+
+
+def test_temporary_folders_a_killed_run_left_are_removed_on_the_next_run(tmp_path, runner):
+    out = tmp_path / "run"
+    first = runner.invoke(main, ["run", "--out", str(out), *TINY])
+    assert first.exit_code == 0, first.output
+    left = [out / f".{folder.name}.killed{n}.tmp" for n, folder in enumerate(out.glob("*-*")) if folder.is_dir()]
+    for folder in left:  # what kill -9 leaves: a half-written stage folder
+        folder.mkdir()
+        (folder / "half-written").write_text("x")
+    second = runner.invoke(main, ["run", "--out", str(out), *TINY])
+    assert second.exit_code == 0 and left
+    assert not any(folder.exists() for folder in left)
