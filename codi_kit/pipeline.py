@@ -72,8 +72,11 @@ class Pipeline:
                             artifact.checkpoints if artifact is not None else None)
 
     def identity(self, section: str) -> dict:
+        """What keys a stage for its plugin: name, plugin module, the distribution that provides it
+        and its version (a re-versioned plugin recomputes), and its full settings."""
         registration, full, _ = self.component(section)
-        return {"name": registration.name, "plugin": registration.plugin, "settings": full}
+        return {"name": registration.name, "plugin": registration.plugin, "distribution": registration.distribution,
+                "version": registration.version, "settings": full}
 
     # -- stages --------------------------------------------------------------------------------
     def collect(self) -> Artifact:

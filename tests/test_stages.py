@@ -169,3 +169,28 @@ def test_a_run_whose_augmenter_generated_nothing_stops_and_keeps_the_finished_st
     assert results["generated_episodes"] == 0 and results["generation_shortfall"]["requested"] == 8
     report = (out / "report.md").read_text().splitlines()
     assert report[2].startswith("**Augmenter 'codi' generated 0 of the 8 episodes") and "original data alone" in report[2]
+
+
+def test_a_plugins_distribution_and_version_key_its_stages_and_are_recorded(tmp_path, monkeypatch):
+    import attrs as attrs_module
+
+    config = build_config("smoke", overrides=["collect.episodes=20"])
+    pipeline = Pipeline(config, tmp_path / "run")
+    try:
+        collected = pipeline.collect()
+        identity = collected.meta()["inputs"]["env"]
+        assert identity["distribution"] == "codi-kit" and identity["version"]
+        original = plugins.lookup
+
+        def reversioned(kind, name):  # the same env plugin, re-released
+            found = original(kind, name)
+            return attrs_module.evolve(found, version=found.version + ".post1") if kind == "env" else found
+
+        monkeypatch.setattr(plugins, "lookup", reversioned)
+        again = Pipeline(config, tmp_path / "run")
+        try:
+            assert again.collect().key != collected.key  # not the stale folder
+        finally:
+            again.close()
+    finally:
+        pipeline.close()
