@@ -29,3 +29,27 @@ def test_quick_start_has_the_two_commands_ci_runs():
     test_command = next(line for line in README.splitlines() if line.endswith("python -m pytest"))
     assert test_command in ci
     assert any(line.endswith("pip install . && codi-kit run") for line in README.splitlines())
+
+
+def test_the_readme_env_example_is_a_complete_plugin_with_an_expert_and_a_rule_judge():
+    """The README's register_envs example, run as written: registered, collected with the expert
+    protocols, judged."""
+    import numpy as np
+
+    from codi_kit.collect import collect_with_references
+
+    section = README.split("### `register_envs(register)`", 1)[1].split("\n### ", 1)[0]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(code, "README register_envs example", "exec"), namespace)
+    registered = {}
+    namespace["register_envs"](lambda name, factory: registered.__setitem__(name, factory))
+    env_class = registered["my/spread2"]
+    env = env_class(env_class.Config())
+    data = collect_with_references(env, "imbalanced", 30, seed=0)
+    normalization = data.meta["normalization"]
+    assert normalization["R_hi"] > normalization["R_lo"] + 5  # the expert is one
+    judged = [env.rule_judge(data.obs[e, s:s + 8], data.actions[e, s:s + 8]) for e in range(10) for s in (0, 10)]
+    experts = [int(data.expert_mask[e].argmax()) for e in range(10) for s in (0, 10)]
+    assert all(isinstance(j, int) for j in judged) and np.mean(np.equal(judged, experts)) > 0.6
+    env.close()
