@@ -78,7 +78,7 @@ def _env_of(dataset: str) -> tuple[str | None, dict]:
     from codi_kit.errors import DatasetError, PluginError
 
     path = Path(dataset)
-    meta = read_metadata(path) if path.exists() else {}
+    meta = read_metadata(path)
     name = meta.get("env")
     if name is None:
         return None, {}

@@ -237,12 +237,11 @@ def check_import(dataset: Dataset, path: str | os.PathLike) -> None:
         raise DatasetError(path, "lengths", f"{len(empty)} episodes have length 0 (first: episode {int(empty[0])})")
     spec = dataset.meta.get("spec")
     if isinstance(spec, dict):
-        for key, actual, array in (("agents", dataset.agents, "obs"), ("obs_dim", dataset.obs.shape[3], "obs")):
+        for key, actual in (("agents", dataset.agents), ("obs_dim", dataset.obs.shape[3])):
             if key in spec and spec[key] != actual:
-                raise DatasetError(meta_path, f"spec.{key}", f"{spec[key]}, but {array} has {actual}")
-        if "actions" in spec and dataset.actions.size and dataset.actions.max() >= spec["actions"]:
-            raise DatasetError(path, "actions", f"index {int(dataset.actions.max())} >= the {spec['actions']} actions "
-                                                "of the metadata's spec.actions")
+                raise DatasetError(meta_path, f"spec.{key}", f"{spec[key]}, but obs has {actual}")
+        if "actions" in spec:
+            check_action_indices(dataset, path, spec["actions"], "the metadata's spec.actions")
     normalization = dataset.meta.get("normalization")
     if isinstance(normalization, dict) and {"R_lo", "R_hi"} <= normalization.keys():
         low, high = normalization["R_lo"], normalization["R_hi"]
@@ -298,13 +297,17 @@ def validate(dataset: Dataset, source: str | os.PathLike = "(in memory)") -> Non
     if dataset.actions.size and dataset.actions.min() < 0:
         raise DatasetError(source, "actions", "negative action index")
     if dataset.avail_actions is not None:
-        count = dataset.avail_actions.shape[-1]
-        if dataset.actions.size and dataset.actions.max() >= count:
-            raise DatasetError(source, "actions", f"index {int(dataset.actions.max())} >= the {count} actions of avail_actions")
+        check_action_indices(dataset, source, dataset.avail_actions.shape[-1], "avail_actions")
         valid = dataset.step_mask()
         chosen = np.take_along_axis(dataset.avail_actions, dataset.actions[..., None], axis=-1)[..., 0]
         if not chosen[valid].all():
             raise DatasetError(source, "actions", "some actions are not available per avail_actions")
+
+
+def check_action_indices(dataset: Dataset, source, count: int, whose: str) -> None:
+    """Every action index below ``count``, the number of actions ``whose`` says there are."""
+    if dataset.actions.size and dataset.actions.max() >= count:
+        raise DatasetError(source, "actions", f"index {int(dataset.actions.max())} >= the {count} actions of {whose}")
 
 
 def _check_dims_agree(dataset: Dataset, source) -> None:
@@ -318,7 +321,7 @@ def _check_dims_agree(dataset: Dataset, source) -> None:
                 seen.setdefault(dim, []).append((name, array.shape[axis]))
     for dim, pairs in seen.items():
         sizes = [size for _, size in pairs]
-        common = max(set(sizes), key=lambda size: (sizes.count(size), -[s for _, s in pairs].index(size)))
+        common = max(sizes, key=sizes.count)  # the most common; on a tie, the first field's
         for name, size in pairs:
             if size != common:
                 raise DatasetError(source, name, f"shape {getattr(dataset, name).shape}: dim {dim} is {size}, "

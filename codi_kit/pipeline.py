@@ -17,7 +17,7 @@ from codi_kit.augment import FitRequest, GenerateRequest
 from codi_kit.collect import References, normalization_of
 from codi_kit.config import plugin_settings
 from codi_kit.context import StageContext
-from codi_kit.dataset import Dataset, check_import
+from codi_kit.dataset import Dataset, check_action_indices, check_import
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.evaluate import evaluate
 from codi_kit.labeling import QualityLabels, label_dataset
@@ -105,9 +105,7 @@ class Pipeline:
         if dataset.agents != spec.agents or dataset.obs.shape[3] != spec.obs_dim:
             raise DatasetError(source, "obs", f"shape {dataset.obs.shape} does not fit env '{spec.name}' "
                                               f"({spec.agents} agents, observation size {spec.obs_dim})")
-        if dataset.actions.size and dataset.actions.max() >= spec.actions:
-            raise DatasetError(source, "actions", f"index {int(dataset.actions.max())} >= the {spec.actions} actions "
-                                                  f"of env '{spec.name}'")
+        check_action_indices(dataset, source, spec.actions, f"env '{spec.name}'")
         return dataset
 
     def dataset(self, stage: str = "collect") -> Dataset:
@@ -218,13 +216,13 @@ class Pipeline:
 
     def _shortfall(self, outcome) -> dict | None:
         """None when the augmenter made what it set out to; else an error, or (allowed) a record."""
-        settings = self.config.get("generate", {})
+        settings = self.config["generate"]
         made, asked = outcome.dataset.episodes, outcome.requested
-        if not asked or made >= float(settings.get("minimum_share", 0.1)) * asked:
+        if not asked or made >= float(settings["minimum_share"]) * asked:
             return None
         name = self.config["augmenter"]["name"]
         why = f": {outcome.reason}" if outcome.reason else ""
-        if not settings.get("allow_shortfall", False):
+        if not settings["allow_shortfall"]:
             raise CodiKitError(f"augmenter '{name}' generated {made} of the {asked} episodes it set out to{why}; learners "
                                "would see the original data under its name (set generate.allow_shortfall=true to go on)")
         say(f"[yellow]augmenter '{name}' generated {made} of {asked} episodes{why}; going on (generate.allow_shortfall)[/yellow]")

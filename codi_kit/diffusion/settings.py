@@ -33,11 +33,11 @@ def training_settings(settings) -> dict:
     base = {f.name: f for f in attrs.fields(DiffusionSettings)}
     key = {}
     for field in attrs.fields(type(settings)):
-        metadata = base.get(field.name, field).metadata
+        declared = base.get(field.name, field)  # a subclass's changed default keeps its base's marks
         value = getattr(settings, field.name)
-        if metadata.get("stage", "train") != "train":
+        if declared.metadata.get("stage", "train") != "train":
             continue
-        if metadata.get("keyed_if_changed") and value == base.get(field.name, field).default:
+        if declared.metadata.get("keyed_if_changed") and value == declared.default:
             continue
         key[field.name] = value
     return key

@@ -96,14 +96,15 @@ class OpenAITeacher(Labeler):
         with progress_bar(len(prompts), f"openai teacher ({self.config.model})") as bar:
             async def one(row, prompt):
                 text = cache.get(self.config.model, prompt)
-                if text is not None and parse_best_agent(text, agents) is not None:
+                parsed = parse_best_agent(text or "", agents)
+                if parsed is not None:
                     stats["cache_hits"] += 1
                 else:
                     async with limit:
                         text = await self._ask_until_parsed(client, prompt, agents, stats)
-                    if text is not None and parse_best_agent(text, agents) is not None:
+                    parsed = parse_best_agent(text or "", agents)
+                    if parsed is not None:
                         cache.put(self.config.model, prompt, text)  # only answers naming a valid agent
-                parsed = parse_best_agent(text or "", agents)
                 if text is None:
                     stats["failures"] += 1
                 elif parsed is None:
