@@ -50,8 +50,8 @@ def common_options(function):
 def pipeline_options(function):
     options = [
         click.option("--env", help="Environment plugin (default mpe/cn)."),
-        click.option("--labeler", help="Labeler plugin (default privileged)."),
-        click.option("--augmenter", help="Augmenter plugin (default none)."),
+        click.option("--labeler", help="Labeler plugin (default rule)."),
+        click.option("--augmenter", help="Augmenter plugin (default codi; none is the original data alone)."),
         click.option("--learner", help="Learner plugin (default bc)."),
         click.option("--dataset", type=click.Path(dir_okay=False), help="Use this dataset file instead of collecting."),
         click.option("--out", type=click.Path(file_okay=False), help="Run directory (default runs/<env>-<augmenter>-<learner>-s<seed>)."),

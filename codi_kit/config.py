@@ -16,13 +16,16 @@ DEFAULTS = {
     "labeler": {"name": "rule"},
     "student": {},
     "text_converter": {},
-    "augmenter": {"name": "none"},
+    "augmenter": {"name": "codi"},
     # a generate stage that yields fewer than minimum_share of the episodes its augmenter set out to
     # make stops the run (learners would see the original data under the augmenter's name), unless
     # allow_shortfall; then results.json and the report say so
     "generate": {"minimum_share": 0.1, "allow_shortfall": False},
     "learner": {"name": "bc"},
     "evaluate": {"episodes": 200, "greedy": True},
+    # a run with an augmenter also trains and evaluates its learner on the original data alone and
+    # reports both side by side (one extra learn + evaluate stage)
+    "report": {"baseline": True},
 }
 
 # Pipeline-level sizes per profile; plugins add their own per-profile values (class PROFILES).

@@ -1,6 +1,7 @@
 """The staged pipeline collect -> label -> train -> generate -> learn -> evaluate -> report over a run directory."""
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 
 from codi_kit import collect as collection
 from codi_kit import plugins
-from codi_kit.artifacts import Artifact, RunDirectory
+from codi_kit.artifacts import Artifact, RunDirectory, content_key
 from codi_kit.atomic import write_json
 from codi_kit.augment import FitRequest, GenerateRequest
 from codi_kit.collect import References, normalization_of
@@ -30,10 +31,15 @@ STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report"
 
 
 class Pipeline:
-    def __init__(self, config: dict, root: str | Path, force: bool = False):
+    """One run: its configuration, its run directory ``root`` (config.json, results.json, report.md)
+    and the stage ``store`` its artifacts live in (the run directory unless shared, as a bench does)."""
+
+    def __init__(self, config: dict, root: str | Path, force: bool = False, store: str | Path | None = None):
         self.config = config
         self.root = Path(root)
-        self.run = RunDirectory(self.root, force)
+        self.store = Path(store) if store is not None else self.root
+        self.run = RunDirectory(self.store, force)
+        self._keys: dict[str, str | None] = {}
         self.seed = int(config["seed"])
         self.device = resolve_device(str(config["device"]))
         self.artifacts: dict[str, Artifact] = {}
@@ -78,15 +84,53 @@ class Pipeline:
         return {"name": registration.name, "plugin": registration.plugin, "distribution": registration.distribution,
                 "version": registration.version, "settings": full}
 
+    # -- stage identities ----------------------------------------------------------------------
+    def inputs(self, stage: str) -> dict | None:
+        """What keys ``stage``: its settings and the keys of the stages it reads. None when this run
+        skips the stage (labels for an augmenter that needs none, training for one that fits nothing)."""
+        if stage == "collect":
+            settings = self.config["collect"]
+            source = settings.get("dataset")
+            return {"env": self.identity("env"), "collect": settings, "references": References.FILES,
+                    "dataset_sha256": _file_digest(source) if source else None}
+        if stage == "label":
+            labeler_class = self.component("labeler")[0].factory
+            student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
+            return {"collect": self.key("collect"), "label": self.config["label"], "labeler": self.identity("labeler"),
+                    "student": student, "text_converter": self.config.get("text_converter", {})}
+        if stage == "train":
+            settings = self.augmenter.training_settings()
+            if settings is None:
+                return None
+            registration = self.component("augmenter")[0]
+            return {"collect": self.key("collect"), "label": self.key("label"),
+                    "augmenter": {"name": registration.name, "plugin": registration.plugin, "settings": settings},
+                    "device": self.device.type}
+        if stage == "generate":
+            return {"collect": self.key("collect"), "label": self.key("label"), "train": self.key("train"),
+                    "augmenter": self.identity("augmenter"), "device": self.device.type}
+        if stage == "learn":
+            return {"generate": self.key("generate"), "learner": self.identity("learner"), "device": self.device.type}
+        if stage == "evaluate":
+            return {"learn": self.key("learn"), "evaluate": self.config["evaluate"]}
+        raise CodiKitError(f"stage '{stage}' has no artifact; stages: {', '.join(STAGES[:-1])}")
+
+    def key(self, stage: str) -> str | None:
+        """The content key of ``stage``'s artifact (its folder is ``<stage>-<key>`` in the store),
+        computed without running anything; None when this run skips the stage. Labels count only
+        when the augmenter reads them."""
+        if stage not in self._keys:
+            inputs = None if stage == "label" and not self.augmenter.needs_labels else self.inputs(stage)
+            self._keys[stage] = None if inputs is None else content_key({"stage": stage, **inputs})
+        return self._keys[stage]
+
     # -- stages --------------------------------------------------------------------------------
     def collect(self) -> Artifact:
         if "collect" in self.artifacts:
             return self.artifacts["collect"]
         settings = self.config["collect"]
         source = settings.get("dataset")
-        inputs = {"env": self.identity("env"), "collect": settings, "references": References.FILES,
-                  "dataset_sha256": _file_digest(source) if source else None}
-        with self.run.stage("collect", inputs, self.seed) as artifact:
+        with self.run.stage("collect", self.inputs("collect"), self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 dataset = self._import(source) if source else collection.collect(
@@ -129,12 +173,8 @@ class Pipeline:
         horizon = int(self.config["label"]["horizon"])
         if self.augmenter.needs_labels:
             self.augmenter.check_label_horizon(horizon)
-        collected = self.collect()
-        labeler_class = self.component("labeler")[0].factory
-        student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
-        inputs = {"collect": collected.key, "label": self.config["label"], "labeler": self.identity("labeler"),
-                  "student": student, "text_converter": self.config.get("text_converter", {})}
-        with self.run.stage("label", inputs, self.seed) as artifact:
+        self.collect()
+        with self.run.stage("label", self.inputs("label"), self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 labeler = self.build("labeler")
@@ -171,15 +211,12 @@ class Pipeline:
         """The augmenter's trained models; None (no stage) for an augmenter that fits nothing."""
         if "train" in self.artifacts:
             return self.artifacts["train"]
-        settings = self.augmenter.training_settings()
-        if settings is None:
+        inputs = self.inputs("train")
+        if inputs is None:
             self.artifacts["train"] = None
             return None
-        collected, labelled = self.collect(), self.label()
-        registration = self.component("augmenter")[0]
-        inputs = {"collect": collected.key, "label": labelled.key if labelled else None,
-                  "augmenter": {"name": registration.name, "plugin": registration.plugin, "settings": settings},
-                  "device": self.device.type}
+        self.collect()
+        self.label()
         with self.run.stage("train", inputs, self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
@@ -191,11 +228,10 @@ class Pipeline:
     def generate(self) -> Artifact:
         if "generate" in self.artifacts:
             return self.artifacts["generate"]
-        collected, labelled, trained = self.collect(), self.label(), self.train()
-        inputs = {"collect": collected.key, "label": labelled.key if labelled else None,
-                  "train": trained.key if trained else None, "augmenter": self.identity("augmenter"),
-                  "device": self.device.type}
-        with self.run.stage("generate", inputs, self.seed) as artifact:
+        self.collect()
+        self.label()
+        trained = self.train()
+        with self.run.stage("generate", self.inputs("generate"), self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 request = GenerateRequest(self.dataset(), self.labels(), self.references(), self.context(artifact),
@@ -236,9 +272,8 @@ class Pipeline:
     def learn(self) -> Artifact:
         if "learn" in self.artifacts:
             return self.artifacts["learn"]
-        generated = self.generate()
-        inputs = {"generate": generated.key, "learner": self.identity("learner"), "device": self.device.type}
-        with self.run.stage("learn", inputs, self.seed) as artifact:
+        self.generate()
+        with self.run.stage("learn", self.inputs("learn"), self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 learner = self.build("learner")
@@ -253,8 +288,7 @@ class Pipeline:
         if "evaluate" in self.artifacts:
             return self.artifacts["evaluate"]
         learned = self.learn()
-        inputs = {"learn": learned.key, "evaluate": self.config["evaluate"]}
-        with self.run.stage("evaluate", inputs, self.seed) as artifact:
+        with self.run.stage("evaluate", self.inputs("evaluate"), self.seed) as artifact:
             if not artifact.reused:
                 seed_everything(self.seed)
                 policy = self.build("learner").load(learned.folder, self.context())
@@ -270,12 +304,34 @@ class Pipeline:
         from codi_kit.report import write_run_report
 
         self.evaluate()
+        original = self.original_data_baseline()
         started = time.perf_counter()
         results = self.results()
+        if original is not None:
+            results["baseline"] = original
+            results["gain"] = results["normalized_return"] - original["normalized_return"]
         write_run_report(self.root, results, self.artifacts)
         results["timings"]["report"] = time.perf_counter() - started
         write_json(self.root / "results.json", results)
         return results
+
+    def original_data_baseline(self) -> dict | None:
+        """The same learner trained on the original data alone (augmenter ``none``), so a run shows
+        what its augmentation buys. It shares this run's collect stage: one extra learn + evaluate
+        (and an empty generate). Off with ``report.baseline=false`` or for augmenter ``none``."""
+        if not self.config["report"]["baseline"] or self.config["augmenter"]["name"] == "none":
+            return None
+        config = copy.deepcopy(self.config)
+        config["augmenter"] = {"name": "none"}
+        original = Pipeline(config, self.root, self.run.force, self.store)
+        original._env = self._env
+        original.artifacts["collect"] = self.artifacts["collect"]
+        evaluation = original.evaluate().meta()["evaluation"]
+        return {"augmenter": "none", **{k: evaluation[k] for k in ("normalized_return", "normalized_return_std",
+                                                                  "return_mean", "return_std")},
+                "artifacts": {stage: original.artifacts[stage].folder.name for stage in ("generate", "learn", "evaluate")},
+                "timings": {stage: round(original.artifacts[stage].seconds, 3) for stage in ("generate", "learn", "evaluate")},
+                "reused": [stage for stage in ("generate", "learn", "evaluate") if original.artifacts[stage].reused]}
 
     def run_until(self, stage: str):
         if stage not in STAGES:

@@ -57,6 +57,20 @@ def plot_learning_curve(metrics_file: Path, target: Path) -> bool:
     return True
 
 
+def side_by_side(results: dict) -> list[tuple[str, str, str]]:
+    """(trained on, normalised return, team return) for the original data alone and with the
+    augmenter's generated data, then the gain; empty when the run has no baseline."""
+    original = results.get("baseline")
+    if not original:
+        return []
+    augmented = f"original + {results['generated_episodes']} episodes from {results['augmenter']}"
+    return [("original data", f"{original['normalized_return']:.3f} ± {original['normalized_return_std']:.3f}",
+             f"{original['return_mean']:.3f} ± {original['return_std']:.3f}"),
+            (augmented, f"{results['normalized_return']:.3f} ± {results['normalized_return_std']:.3f}",
+             f"{results['return_mean']:.3f} ± {results['return_std']:.3f}"),
+            ("gain from augmentation", f"{results['gain']:+.3f}", f"{results['return_mean'] - original['return_mean']:+.3f}")]
+
+
 def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
     lines = ["# codi-kit run", ""]
     shortfall = results.get("generation_shortfall")
@@ -65,12 +79,21 @@ def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
                   f"episodes it set out to ({shortfall['reason'] or 'no reason given'}): learners trained on "
                   f"{'the original data alone' if not shortfall['generated'] else 'a shortfall of generated data'} "
                   "(generate.allow_shortfall).**", ""]
+    rows = side_by_side(results)
+    if rows:
+        lines += [f"## What augmentation buys: {results['learner']} on {results['env']}", "",
+                  "| trained on | normalised return (mean ± std over episodes) | team return |", "|---|---|---|"]
+        lines += [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""]
     lines += ["| quantity | value |", "|---|---|"]
     lines += [f"| {label} | {_cell(results, label, key)} |" for label, key in ROWS]
     lines += ["", "## Stages", "", "| stage | artifact | seconds now | reused |", "|---|---|---|---|"]
     for stage, artifact in artifacts.items():
         if artifact is not None:
             lines.append(f"| {stage} | `{artifact.folder.name}` | {artifact.seconds:.1f} | {artifact.reused} |")
+    original = results.get("baseline") or {}
+    for stage, folder in original.get("artifacts", {}).items():
+        lines.append(f"| {stage} (original data) | `{folder}` | {original['timings'][stage]:.1f} | "
+                     f"{stage in original['reused']} |")
     if results.get("label_stats"):
         lines += ["", "## Labels", "", "```json", json.dumps(results["label_stats"], indent=2), "```"]
     if results.get("augment_diagnostics"):
@@ -88,6 +111,8 @@ def run_table(results: dict) -> Table:
     table.add_column("value", justify="right")
     for label, key in ROWS:
         table.add_row(label, _cell(results, label, key))
+    for trained_on, normalized, team in side_by_side(results):
+        table.add_row(f"normalised return: {trained_on}", normalized, style="bold" if trained_on.startswith("gain") else None)
     return table
 
 

@@ -191,7 +191,7 @@ def test_a_run_on_a_file_uses_the_env_its_metadata_names(tmp_path, runner):
     collected = runner.invoke(main, ["collect", "--profile", "smoke", "--episodes", "12", "--set", "env.agents=4",
                                      "--out", str(data), "--quiet"])
     assert collected.exit_code == 0, collected.output
-    result = runner.invoke(main, ["learn", "--dataset", str(data), "--profile", "smoke", "--quiet", "--out",
+    result = runner.invoke(main, ["learn", "--dataset", str(data), "--augmenter", "none", "--profile", "smoke", "--quiet", "--out",
                                   str(tmp_path / "run"), "--set", "learner.steps=3"])
     assert result.exit_code == 0, result.output  # without --env: 4 agents from the file's env_settings
     collect = json.loads(next((tmp_path / "run").glob("collect-*/meta.json")).read_text())

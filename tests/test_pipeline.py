@@ -9,7 +9,7 @@ from codi_kit.cli import main
 from codi_kit.dataset import Dataset
 from conftest import inline_plugin
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=40", "--set", "evaluate.episodes=10",
+TINY = ["--augmenter", "none", "--profile", "smoke", "--quiet", "--set", "collect.episodes=40", "--set", "evaluate.episodes=10",
         "--set", "learner.steps=60", "--set", "learner.log_every=20"]
 RESULT_KEYS = {"env", "labeler", "augmenter", "learner", "seed", "profile", "return_mean", "return_std",
                "normalized_return", "R_lo", "R_hi", "dataset_episodes", "generated_episodes", "timings", "versions"}
@@ -167,7 +167,7 @@ def test_labels_reach_an_augmenter_and_generated_episodes_reach_the_learner(tmp_
 
     out = tmp_path / "run"
     with inline_plugin(Provider(), "replay-augmenter"):
-        result = runner.invoke(main, ["run", "--augmenter", "replay-test", "--labeler", "privileged", "--out", str(out), *TINY])
+        result = runner.invoke(main, ["run", *TINY, "--augmenter", "replay-test", "--labeler", "privileged", "--out", str(out)])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
     assert results["labeler"] == "privileged" and results["label_stats"]["teacher_accuracy"] == 1.0
@@ -190,3 +190,38 @@ def test_temporary_folders_a_killed_run_left_are_removed_on_the_next_run(tmp_pat
     second = runner.invoke(main, ["run", "--out", str(out), *TINY])
     assert second.exit_code == 0 and left
     assert not any(folder.exists() for folder in left)
+
+
+def test_an_augmented_run_reports_its_learner_on_the_original_data_beside_it(tmp_path, runner):
+    """The baseline shares collect (one collect folder) and is the very run `--augmenter none` makes."""
+    from codi_kit.augment import Augmenter, Generated
+
+    class BestEpisodesTwice(Augmenter):  # a real, if naive, augmenter: the top quarter of episodes again
+        def generate(self, request):
+            returns = request.dataset.returns()
+            best = np.argsort(returns)[-max(1, request.dataset.episodes // 4):]
+            return Generated(request.dataset.select(best), requested=len(best))
+
+    class Provider:
+        @codi_kit.hookimpl
+        def register_augmenters(self, register):
+            register("best-twice", BestEpisodesTwice)
+
+    out = tmp_path / "run"
+    with inline_plugin(Provider(), "best-twice"):
+        result = runner.invoke(main, ["run", *TINY, "--augmenter", "best-twice", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    original = results["baseline"]
+    assert results["gain"] == pytest.approx(results["normalized_return"] - original["normalized_return"])
+    assert original["artifacts"]["learn"] != results["artifacts"]["learn"]
+    assert len(list(out.glob("collect-*"))) == 1 and len(list(out.glob("learn-*"))) == 2
+    report = (out / "report.md").read_text()
+    assert "What augmentation buys" in report and f"{original['normalized_return']:.3f}" in report
+    assert f"{results['gain']:+.3f}" in report
+
+    plain = runner.invoke(main, ["run", *TINY, "--augmenter", "none", "--out", str(out)])
+    assert plain.exit_code == 0, plain.output
+    alone = json.loads((out / "results.json").read_text())
+    assert set(alone["reused"]) == {"collect", "generate", "learn", "evaluate"} and "baseline" not in alone
+    assert alone["normalized_return"] == original["normalized_return"]

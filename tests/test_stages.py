@@ -13,7 +13,7 @@ from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.settings import training_settings
 from codi_kit.pipeline import Pipeline
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
+TINY = ["--profile", "smoke", "--quiet", "--set", "report.baseline=false", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
         "--set", "learner.steps=20", "--set", "student.steps=20"]
 
 
