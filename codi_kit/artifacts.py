@@ -25,6 +25,12 @@ def content_key(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def stage_key(stage: str, inputs: dict, seed: int) -> str:
+    """A stage artifact's key: its name, its inputs and the run's seed (two seeds never share an
+    artifact, even in one stage store)."""
+    return content_key({"stage": stage, "seed": seed, **inputs})
+
+
 @attrs.define
 class Artifact:
     stage: str
@@ -49,7 +55,7 @@ class RunDirectory:
     def stage(self, stage: str, inputs: dict, seed: int):
         """Yield the ``Artifact``: reused when a matching one exists, else one whose ``workdir``
         the stage fills. On success ``meta.json`` (inputs, seed, versions, seconds, record) is written."""
-        key = content_key({"stage": stage, **inputs})
+        key = stage_key(stage, inputs, seed)
         folder = self.root / f"{stage}-{key}"
         for stale in self.root.glob(f".{folder.name}.*.tmp"):  # left by a killed run of this stage
             shutil.rmtree(stale, ignore_errors=True)

@@ -197,6 +197,52 @@ def report(runs, out, quiet):
         say(f"wrote {out}")
 
 
+@main.command(help="Run a grid (envs x augmenters x learners x seeds) into one bench folder and report it as the paper's Table 1.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="TOML file: a [bench] table (env, agents, augmenter, learner, seeds, profile, labeler, device, set) "
+                   "and ordinary settings for every cell.")
+@click.option("--env", multiple=True, help="Environment plugin(s); repeatable or a comma list (default mpe/cn).")
+@click.option("--agents", multiple=True, help="env.agents values, e.g. 3,4,5 (the paper's Figure 4).")
+@click.option("--augmenter", multiple=True, help="Augmenter(s): plugin names, or the ablation columns codi-wo-com "
+                                                   "and codi-w-pri (default none,codi).")
+@click.option("--learner", multiple=True, help="Learner(s) (default bc).")
+@click.option("--seeds", help="Seeds, e.g. 0,1,2 (default 0).")
+@click.option("--labeler", help="Labeler for every augmenter that reads labels (default rule).")
+@click.option("--profile", type=click.Choice(["smoke", "quick", "paper"]), help="Scale of every cell (default quick).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A setting for every cell (repeatable).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where torch runs in each task.")
+@click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False), help="Bench folder.")
+@click.option("--backend", type=click.Choice(["local", "ray"]), default="local", show_default=True)
+@click.option("--workers", type=int, help="Local backend: worker processes (default: one per core).")
+@click.option("--ray-address", help="Ray backend: 'auto' or a cluster address (default: start a local Ray).")
+@click.option("--cpus-per-task", type=float, default=1, show_default=True, help="Ray backend: CPUs each task requests.")
+@click.option("--gpus-per-task", type=float, default=0, show_default=True, help="Ray backend: GPUs each task requests.")
+@click.option("--quiet", is_flag=True)
+def bench(config_file, env, agents, augmenter, learner, seeds, labeler, profile, overrides, device, out, backend, workers,
+          ray_address, cpus_per_task, gpus_per_task, quiet):
+    from codi_kit.bench.backends import LocalBackend, RayBackend
+    from codi_kit.bench.grid import load_grid
+    from codi_kit.bench.runner import run_bench
+    from codi_kit.bench.table import table1_markdown
+
+    set_quiet(quiet)
+    grid = load_grid(config_file, env=env, agents=agents, augmenter=augmenter, learner=learner, seeds=seeds,
+                     labeler=labeler, profile=profile, set=overrides, device=device)
+    runner = (RayBackend(ray_address, cpus_per_task, gpus_per_task) if backend == "ray" else LocalBackend(workers))
+    try:
+        records = run_bench(grid, out, runner)
+    finally:
+        runner.close()
+    if not quiet:
+        click.echo("\n".join(table1_markdown(records)))
+    failed = sum(r["status"] != "ok" for r in records)
+    say(f"wrote {Path(out) / 'report.md'} ({len(records) - failed} cells finished, {failed} failed)")
+    if failed:  # everything finished is kept; a rerun retries only what is missing
+        click.echo(f"Error: {failed} of {len(records)} cells failed (see {Path(out) / 'report.md'} and "
+                   f"{Path(out) / 'errors'})", err=True)
+        sys.exit(1)
+
+
 @main.command("plugins", help="List every registered environment, converter, labeler, augmenter and learner.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def list_plugins(as_json):

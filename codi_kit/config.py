@@ -64,14 +64,17 @@ def deep_update(base: dict, update: dict) -> dict:
     return base
 
 
-def build_config(profile: str = "quick", config_file: str | None = None, overrides: list[str] = (),
+def build_config(profile: str = "quick", config_file: str | dict | None = None, overrides: list[str] = (),
                  **options) -> dict:
-    """Resolve the run configuration; ``options`` are CLI options already mapped to dotted keys."""
+    """Resolve the run configuration; ``config_file`` is a TOML path or its tables already read,
+    ``options`` are CLI options already mapped to dotted keys."""
     if profile not in PROFILES:
         raise CodiKitError(f"unknown profile '{profile}'; profiles: {', '.join(PROFILES)}")
     config = deep_update(copy.deepcopy(DEFAULTS), PROFILES[profile])
     config["profile"] = profile
-    if config_file:
+    if isinstance(config_file, dict):
+        deep_update(config, config_file)
+    elif config_file:
         path = Path(config_file)
         try:
             deep_update(config, tomllib.loads(path.read_text()))

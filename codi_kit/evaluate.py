@@ -33,4 +33,5 @@ def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normaliz
         "quality_score": score(final) if score else None,
         "R_lo": normalization.R_lo,
         "R_hi": normalization.R_hi,
+        "returns": returns.tolist(),  # per episode, for tools that want the distribution (marl-eval)
     }

@@ -12,7 +12,7 @@ import torch
 
 from codi_kit import collect as collection
 from codi_kit import plugins
-from codi_kit.artifacts import Artifact, RunDirectory, content_key
+from codi_kit.artifacts import Artifact, RunDirectory, stage_key
 from codi_kit.atomic import write_json
 from codi_kit.augment import FitRequest, GenerateRequest
 from codi_kit.collect import References, normalization_of
@@ -121,7 +121,7 @@ class Pipeline:
         when the augmenter reads them."""
         if stage not in self._keys:
             inputs = None if stage == "label" and not self.augmenter.needs_labels else self.inputs(stage)
-            self._keys[stage] = None if inputs is None else content_key({"stage": stage, **inputs})
+            self._keys[stage] = None if inputs is None else stage_key(stage, inputs, self.seed)
         return self._keys[stage]
 
     # -- stages --------------------------------------------------------------------------------
@@ -359,6 +359,9 @@ class Pipeline:
             **{k: evaluation[k] for k in ("return_mean", "return_std", "normalized_return", "normalized_return_std",
                                           "return_per_agent_mean", "quality_score", "greedy", "R_lo", "R_hi")},
             "evaluation_episodes": evaluation["episodes"],
+            "episode_returns": evaluation.get("returns"),
+            "env_settings": self.identity("env")["settings"],
+            "learner_steps": self.identity("learner")["settings"].get("steps"),
             "dataset_episodes": collected["summary"]["episodes"],
             "generated_episodes": generated["generated_episodes"],
             "generation_shortfall": generated.get("shortfall"),

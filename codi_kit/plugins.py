@@ -106,12 +106,18 @@ def lookup(kind: str, name: str) -> Registration:
     raise PluginError(f"unknown {kind} '{name}'; registered {kind}s: {names}")
 
 
-def settings_instance(registration: Registration, settings: dict):
-    """The plugin's ``Config`` built from ``settings``; an unknown or ill-typed setting names the plugin."""
+def setting_names(registration: Registration) -> set[str]:
+    """The names of the settings a plugin's ``Config`` declares."""
     config_class = getattr(registration.factory, "Config", None)
     if config_class is None:
         raise PluginError(f"{registration.kind} '{registration.name}' (plugin '{registration.plugin}') has no Config class")
-    known = {field.name for field in attrs.fields(config_class)}
+    return {field.name for field in attrs.fields(config_class)}
+
+
+def settings_instance(registration: Registration, settings: dict):
+    """The plugin's ``Config`` built from ``settings``; an unknown or ill-typed setting names the plugin."""
+    config_class = registration.factory.Config
+    known = setting_names(registration)
     unknown = sorted(set(settings) - known)
     if unknown:
         raise PluginError(

@@ -1,0 +1,110 @@
+"""codi-kit bench: shared stages planned once, every cell a run directory, Table 1 report and exports,
+failures reported per cell, reruns compute only what is missing, and Ray gives the local results."""
+import json
+
+import pytest
+
+from codi_kit.bench.backends import LocalBackend, RayBackend
+from codi_kit.bench.grid import load_grid
+from codi_kit.bench.runner import run_bench
+from codi_kit.bench.tasks import plan
+from codi_kit.cli import main
+
+TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=6",
+        "--set", "learner.steps=30", "--set", "learner.log_every=10", "--set", "student.steps=20",
+        "--set", "augmenter.train_steps=20"]
+VOLATILE = {"timings", "reused", "versions"}  # wall time, and whether this invocation computed the stage
+
+
+def test_the_plan_computes_each_shared_stage_once(tmp_path):
+    grid = load_grid(None, augmenter=("none,codi", "codi-wo-com"), learner=("bc", "bc50"), seeds="0,1", profile="smoke")
+    tasks, configs = plan(grid, tmp_path)
+    stages = [t.stage for t in tasks]
+    # per seed: one collect, one label (codi and its ablation read the same labels), one trained model
+    # (compose is a sampling setting), three generated datasets; then 3 x 2 x 2 cells
+    assert [stages.count(s) for s in ("collect", "label", "train", "generate", "report")] == [2, 2, 2, 6, 12]
+    assert not any(t.done for t in tasks) and len(configs) == 12
+    ids = [t.id for t in tasks]
+    assert all(ids.index(need) < ids.index(t.id) for t in tasks for need in t.needs)
+    ablation = next(c for c in configs if c.augmenter == "codi-wo-com")
+    assert configs[ablation]["augmenter"] == {"name": "codi", "compose": False}
+
+
+def test_bench_reports_table_1_exports_and_a_rerun_computes_nothing(tmp_path, runner):
+    out = tmp_path / "bench"
+    command = ["bench", *TINY, "--augmenter", "none", "--augmenter", "codi", "--learner", "bc,bc50", "--seeds", "0,1",
+               "--out", str(out), "--workers", "2"]
+    result = runner.invoke(main, command)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert len(records) == 8 and all(r["status"] == "ok" for r in records)
+    for record in records:  # each cell is an ordinary run directory
+        cell = json.loads((out / "cells" / record["cell"] / "results.json").read_text())
+        assert cell["normalized_return"] == record["results"]["normalized_return"]
+        assert (cell["augmenter"], cell["learner"], cell["seed"]) == ("codi" if record["augmenter"] == "codi" else "none",
+                                                                      record["learner"], record["seed"])
+    collects = {r["results"]["artifacts"]["collect"] for r in records}
+    assert len(collects) == 2 and len(list((out / "stages").glob("collect-*"))) == 2  # one per seed
+    assert len(list((out / "stages").glob("train-*"))) == 2 and len(list((out / "stages").glob("learn-*"))) == 8
+
+    report = (out / "report.md").read_text()
+    assert "| env | learner | none | codi |" in report and "(paper 0.58 ± 0.09)" in report  # CN, BC, CODI
+    bc = [r["results"]["normalized_return"] for r in records if r["learner"] == "bc" and r["augmenter"] == "none"]
+    assert f"{sum(bc) / 2:.2f} ± " in report
+    assert "## Generated data" in report and "| codi | 8 |" in report and "## Wall time per stage" in report
+    assert (out / "bars-mpe-cn.png").read_bytes()[:4] == b"\x89PNG"
+
+    marl_eval = json.loads((out / "marl-eval.json").read_text())
+    run = marl_eval["mpe"]["cn"]["bc+codi"]["seed_1"]
+    assert len(run["absolute_metrics"]["normalized_return"]) == 6 and run["step_0"]["step_count"] == 30
+
+    again = runner.invoke(main, command)
+    assert again.exit_code == 0, again.output
+    assert json.loads((out / "bench.json").read_text())["computed"] == []
+    assert (out / "results.jsonl").read_text().splitlines() == [json.dumps(r, default=str) for r in records]
+
+
+def test_a_failed_cell_is_reported_and_the_others_finish(tmp_path, runner, monkeypatch):
+    """The teacher's server is down: every CODI cell fails at its label stage, the Original cells finish;
+    a rerun recomputes only what is missing (here, retries the failed cells and nothing else)."""
+    monkeypatch.setenv("CODI_KIT_TEST_KEY", "sk-test")
+    out = tmp_path / "bench"
+    command = ["bench", *TINY, "--augmenter", "none,codi", "--learner", "bc", "--seeds", "0", "--labeler", "openai",
+               "--set", "labeler.base_url=\"http://127.0.0.1:9/v1\"", "--set", "labeler.max_retries=0",
+               "--set", "labeler.api_key_env=\"CODI_KIT_TEST_KEY\"", "--out", str(out), "--workers", "1"]
+    result = runner.invoke(main, command)
+    assert result.exit_code == 1, result.output
+    records = {r["augmenter"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())}
+    assert records["none"]["status"] == "ok" and records["codi"]["status"] == "failed"
+    assert "too few to distil a student" in records["codi"]["error"]
+    report = (out / "report.md").read_text()
+    assert "## Failed cells" in report and "mpe-cn-codi-bc-s0" in report and "| failed |" in report
+    assert list((out / "errors").glob("label-*.txt"))
+
+    again = runner.invoke(main, command)
+    assert again.exit_code == 1
+    summary = json.loads((out / "bench.json").read_text())
+    assert summary["computed"] == [] and "cell mpe-cn-none-bc-s0" not in summary["failed"]
+    assert summary["failed"][0].startswith("label-") and summary["failed"][-1] == "cell mpe-cn-codi-bc-s0"
+
+
+def test_ray_gives_the_local_backends_results(tmp_path):
+    ray = pytest.importorskip("ray")
+    grid = load_grid(None, augmenter="none", learner="bc", seeds="0,1", profile="smoke",
+                     set=[a for a in TINY[3:] if a != "--set" and not a.startswith("augmenter.")])
+    local = LocalBackend(workers=2)
+    try:
+        by_pool = run_bench(grid, tmp_path / "local", local)
+    finally:
+        local.close()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        by_ray = run_bench(grid, tmp_path / "ray", RayBackend(cpus_per_task=1))
+    finally:
+        ray.shutdown()
+    assert [r["status"] for r in by_ray] == ["ok", "ok"]
+    for pooled, rayed in zip(by_pool, by_ray):
+        first = json.loads((tmp_path / "local" / "cells" / pooled["cell"] / "results.json").read_text())
+        second = json.loads((tmp_path / "ray" / "cells" / rayed["cell"] / "results.json").read_text())
+        assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
+    assert json.loads((tmp_path / "ray" / "bench.json").read_text())["backend"] == "ray"
