@@ -45,43 +45,30 @@ class _Display:
             self.counts[key] += value
         if self.progress:
             c = self.counts
-            self.progress.update(self.task, completed=c["cells"], info=f"running {c['running']} · failed {c['failed']} · "
-                                                                        f"shared stages {c['stages']}/{self.stages}")
+            self.progress.update(self.task, completed=c["cells"], info=f"running {c['running']} · failed tasks "
+                                                                        f"{c['failed']} · shared stages {c['stages']}/{self.stages}")
 
 
 def schedule(tasks: list[Task], configs: dict[Cell, dict], bench: Path, backend) -> dict[str, dict]:
-    """Each task's outcome by id. A task starts once every task it needs has succeeded; one whose
-    input failed fails with that reason; the others go on."""
-    outcome = {t.id: {"ok": True, "reused": True} for t in tasks if t.done}
-    pending = [t for t in tasks if not t.done]
-    running: dict = {}
+    """Each task's outcome by id: the backend starts a task once the tasks it reads from have ended;
+    one whose input failed fails with that reason, and the others go on."""
+    outcome = {t.id: {"task": t.id, "ok": True, "reused": True} for t in tasks if t.done}
     cells = [t for t in tasks if t.stage == "report"]
+
+    def arguments(task: Task) -> tuple:
+        return task.id, configs[task.cell], str(cell_folder(bench, task.cell)), str(bench / "stages"), task.stage
+
     with _Display(len(cells), sum(t.stage != "report" for t in tasks)) as display:
         display.change(cells=sum(t.done for t in cells), stages=sum(t.done and t.stage != "report" for t in tasks))
-        while pending or running:
-            for task in list(pending):
-                failed = next((n for n in task.needs if n in outcome and not outcome[n]["ok"]), None)
-                if failed is not None:
-                    outcome[task.id] = {"ok": False, "error": f"needs {failed}, which failed: {outcome[failed]['error']}"}
-                elif all(n in outcome for n in task.needs):
-                    future = backend.submit(configs[task.cell], str(cell_folder(bench, task.cell)), str(bench / "stages"),
-                                            task.stage)
-                    running[future] = task
-                    display.change(running=1)
-                else:
-                    continue
-                pending.remove(task)
-                if task.id in outcome:  # failed before it started
-                    display.change(failed=1, cells=task.stage == "report")
-            if not running:
-                break
-            for future in backend.wait(list(running)):
-                task = running.pop(future)
-                result = outcome[task.id] = backend.result(future)
-                if not result["ok"] and result.get("traceback"):
-                    write_text(bench / "errors" / f"{task.id.replace(' ', '-')}.txt", result["traceback"])
-                display.change(running=-1, failed=not result["ok"], cells=task.stage == "report",
-                               stages=task.stage != "report" and result["ok"])
+
+        def finished(task: Task, result: dict) -> None:
+            outcome[task.id] = result
+            if not result["ok"] and result.get("traceback"):
+                write_text(bench / "errors" / f"{task.id.replace(' ', '-')}.txt", result["traceback"])
+            display.change(running=-1, failed=not result["ok"], cells=task.stage == "report",
+                           stages=task.stage != "report" and result["ok"])
+
+        backend.run(tasks, arguments, lambda task: display.change(running=1), finished)
     return outcome
 
 

@@ -75,9 +75,13 @@ def _reported(folder: Path, store: Path, evaluated: str) -> bool:
     return results.get("artifacts", {}).get("evaluate") == evaluated and (store / evaluated / "meta.json").exists()
 
 
-def execute(config: dict, folder: str, store: str, stage: str, threads: int) -> dict:
-    """Run one task in this process (a pool worker or a Ray task). Never raises: a failure comes back
-    as ``{"ok": False, "error": one line, "traceback": ...}`` so the bench goes on with other cells."""
+def execute(task_id: str, config: dict, folder: str, store: str, stage: str, threads: int, *upstream: dict) -> dict:
+    """Run one task in this process (a pool worker or a Ray task), given the outcomes of the tasks it
+    reads from. Never raises: a failure, its own or an upstream one, comes back as ``{"ok": False,
+    "error": one line, ...}`` so the bench goes on with the other cells."""
+    failed = next((u for u in upstream if not u["ok"]), None)
+    if failed is not None:
+        return {"task": task_id, "ok": False, "seconds": 0.0, "error": f"needs {failed['task']}, which failed: {failed['error']}"}
     import torch
 
     from codi_kit.atomic import write_json
@@ -95,10 +99,10 @@ def execute(config: dict, folder: str, store: str, stage: str, threads: int) -> 
             results = pipeline.report()
         else:
             getattr(pipeline, stage)()
-        return {"ok": True, "seconds": time.perf_counter() - started, "results": results}
+        return {"task": task_id, "ok": True, "seconds": time.perf_counter() - started, "results": results}
     except Exception as error:  # noqa: BLE001 - reported per cell, the others go on
         lines = str(error).strip().splitlines()
-        return {"ok": False, "seconds": time.perf_counter() - started, "traceback": traceback.format_exc(),
+        return {"task": task_id, "ok": False, "seconds": time.perf_counter() - started, "traceback": traceback.format_exc(),
                 "error": f"{type(error).__name__}: {lines[0] if lines else ''}"}
     finally:
         pipeline.close()
