@@ -108,3 +108,26 @@ def test_ray_gives_the_local_backends_results(tmp_path):
         second = json.loads((tmp_path / "ray" / "cells" / rayed["cell"] / "results.json").read_text())
         assert {k: v for k, v in first.items() if k not in VOLATILE} == {k: v for k, v in second.items() if k not in VOLATILE}
     assert json.loads((tmp_path / "ray" / "bench.json").read_text())["backend"] == "ray"
+
+
+def test_a_plugin_setting_reaches_the_cells_whose_plugin_has_it(tmp_path, runner):
+    grid = load_grid(None, augmenter="none,codi", set=["augmenter.guidance_weight=3"], profile="smoke")
+    by_augmenter = {cell.augmenter: grid.config(cell)["augmenter"] for cell in grid.cells()}
+    assert by_augmenter == {"none": {"name": "none"}, "codi": {"name": "codi", "guidance_weight": 3}}
+    result = runner.invoke(main, ["bench", "--augmenter", "none", "--set", "augmenter.guidance_weight=3",
+                                  "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "no augmenter in this grid has setting 'guidance_weight'" in result.output
+    assert not (tmp_path / "b").exists()  # refused before any work
+
+
+def test_figure_4_appears_when_the_grid_spans_agent_counts(tmp_path):
+    from codi_kit.bench.figures import agents_figure
+
+    def record(agents, augmenter, seed, value):
+        return {"env": "mpe/cn", "agents": agents, "augmenter": augmenter, "learner": "bc", "seed": seed,
+                "status": "ok", "results": {"normalized_return": value}}
+
+    spanning = [record(n, a, s, 0.1 * n + s) for n in (3, 4, 5) for a in ("none", "codi") for s in (0, 1)]
+    assert [p.name for p in agents_figure(spanning, tmp_path)] == ["agents-mpe-cn.png"]
+    assert (tmp_path / "agents-mpe-cn.png").read_bytes()[:4] == b"\x89PNG"
+    assert agents_figure([r for r in spanning if r["agents"] == 3], tmp_path / "one") == []

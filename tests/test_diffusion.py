@@ -247,8 +247,9 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
         assert {"k30_labels", "k90_masked"} <= set(diagnostics["denoised_progress"])
     else:
         assert results["labeler"] is None and diagnostics["label_sensitivity"] is None
-    learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
+    learned = json.loads((out / results["artifacts"]["learn"] / "meta.json").read_text())
     assert learned["training_episodes"] == 30 + 8
+    assert json.loads((out / results["baseline"]["artifacts"]["learn"] / "meta.json").read_text())["training_episodes"] == 30
 
 
 def test_own_scope_guidance_moves_only_the_conditioned_agent(net):
@@ -313,7 +314,8 @@ def test_the_cpu_path_branches_one_generated_transition_off_real_steps(tmp_path,
                                   "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=5",
                                   "--set", "learner.steps=20", "--set", "augmenter.train_steps=10"])
     assert result.exit_code == 0, result.output
-    generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
+    results = json.loads((out / "results.json").read_text())
+    generated = Dataset.load(out / results["artifacts"]["generate"] / "generated.npz")
     original = Dataset.load(next(out.glob("collect-*/dataset.npz")))
     assert generated.episodes == 8 and (generated.lengths == 1).all()
     real = original.obs[original.step_mask()]

@@ -173,9 +173,9 @@ def test_labels_reach_an_augmenter_and_generated_episodes_reach_the_learner(tmp_
     assert results["labeler"] == "privileged" and results["label_stats"]["teacher_accuracy"] == 1.0
     chosen = results["augment_diagnostics"]["chosen"]
     assert chosen > 0 and results["generated_episodes"] == chosen
-    learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
+    learned = json.loads((out / results["artifacts"]["learn"] / "meta.json").read_text())
     assert learned["training_episodes"] == 40 + chosen
-    generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
+    generated = Dataset.load(out / results["artifacts"]["generate"] / "generated.npz")
     assert (generated.provenance == "generated:replay-test").all()
 
 

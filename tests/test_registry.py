@@ -92,13 +92,13 @@ def test_every_augmenter_generates_data_the_learner_trains_on(name, tmp_path, ru
     result = runner.invoke(main, ["run", "--augmenter", name, "--labeler", "privileged", "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
     results = json.loads((out / "results.json").read_text())
-    generated = Dataset.load(next(out.glob("generate-*/generated.npz")))
+    generated = Dataset.load(out / results["artifacts"]["generate"] / "generated.npz")
     original = Dataset.load(next(out.glob("collect-*/dataset.npz")))
     assert generated.episodes == results["generated_episodes"]
     assert (generated.provenance == f"generated:{name}").all()
     if generated.episodes:
         assert generated.obs.shape[1:] == original.obs.shape[1:] and generated.actions.shape[1:] == original.actions.shape[1:]
-    learned = json.loads(next(out.glob("learn-*/meta.json")).read_text())
+    learned = json.loads((out / results["artifacts"]["learn"] / "meta.json").read_text())
     assert learned["training_episodes"] == original.episodes + generated.episodes
     registration = plugins.lookup("augmenter", name)
     augmenter = plugins.configure(registration, dict(getattr(registration.factory, "PROFILES", {}).get("smoke", {})))

@@ -70,9 +70,10 @@ def write_bench_report(bench: Path, records: list[dict], store: Path) -> None:
     ok = sum(r["status"] == "ok" for r in records)
     profile = summary["grid"]["profile"]
     lines = ["# codi-kit bench", "",
-             f"{len(records)} cells ({ok} finished, {len(records) - ok} failed), profile `{profile}`, backend "
-             f"`{summary['backend']}`, {summary['wall_seconds']:.0f} s wall time for this invocation "
-             f"({len(summary['computed'])} of {summary['tasks']} tasks computed, the rest reused).", "",
+             f"{len(records)} cells ({ok} finished, {len(records) - ok} failed), profile `{profile}`, seeds "
+             f"{', '.join(map(str, summary['grid']['seeds']))}, backend `{summary['backend']}`; this invocation took "
+             f"{summary['wall_seconds']:.0f} s and computed {len(summary['computed'])} of {summary['tasks']} tasks "
+             "(the others were reused or failed).", "",
              "## Normalised return (Table 1 layout)", "",
              "Mean ± std over seeds of (R - R_lo) / (R_hi - R_lo), R_lo the dataset's mean return, R_hi the balanced "
              "expert's. Bold: the best in the row, leaving out `codi-w-pri` (privileged labels) as the paper does. "
