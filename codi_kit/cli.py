@@ -228,7 +228,7 @@ def bench(config_file, env, agents, augmenter, learner, seeds, labeler, profile,
     set_quiet(quiet)
     grid = load_grid(config_file, env=env, agents=agents, augmenter=augmenter, learner=learner, seeds=seeds,
                      labeler=labeler, profile=profile, set=overrides, device=device)
-    runner = (RayBackend(ray_address, cpus_per_task, gpus_per_task) if backend == "ray" else LocalBackend(workers))
+    runner = RayBackend(ray_address, cpus_per_task, gpus_per_task) if backend == "ray" else LocalBackend(workers)
     try:
         records = run_bench(grid, out, runner)
     finally:

@@ -39,7 +39,7 @@ class Pipeline:
         self.root = Path(root)
         self.store = Path(store) if store is not None else self.root
         self.run = RunDirectory(self.store, force)
-        self._keys: dict[str, str | None] = {}
+        self._inputs: dict[str, dict | None] = {}
         self.seed = int(config["seed"])
         self.device = resolve_device(str(config["device"]))
         self.artifacts: dict[str, Artifact] = {}
@@ -86,8 +86,13 @@ class Pipeline:
 
     # -- stage identities ----------------------------------------------------------------------
     def inputs(self, stage: str) -> dict | None:
-        """What keys ``stage``: its settings and the keys of the stages it reads. None when this run
-        skips the stage (labels for an augmenter that needs none, training for one that fits nothing)."""
+        """What keys ``stage``: its settings and the keys of the stages it reads (worked out once per
+        run). None when the run skips the stage (training for an augmenter that fits nothing)."""
+        if stage not in self._inputs:
+            self._inputs[stage] = self._stage_inputs(stage)
+        return self._inputs[stage]
+
+    def _stage_inputs(self, stage: str) -> dict | None:
         if stage == "collect":
             settings = self.config["collect"]
             source = settings.get("dataset")
@@ -119,10 +124,8 @@ class Pipeline:
         """The content key of ``stage``'s artifact (its folder is ``<stage>-<key>`` in the store),
         computed without running anything; None when this run skips the stage. Labels count only
         when the augmenter reads them."""
-        if stage not in self._keys:
-            inputs = None if stage == "label" and not self.augmenter.needs_labels else self.inputs(stage)
-            self._keys[stage] = None if inputs is None else stage_key(stage, inputs, self.seed)
-        return self._keys[stage]
+        inputs = None if stage == "label" and not self.augmenter.needs_labels else self.inputs(stage)
+        return None if inputs is None else stage_key(stage, inputs, self.seed)
 
     # -- stages --------------------------------------------------------------------------------
     def collect(self) -> Artifact:

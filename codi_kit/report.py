@@ -32,28 +32,39 @@ def write_text(path: Path, text: str) -> None:
         Path(temporary).write_text(text)
 
 
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(figure, path: Path) -> Path:
+    """Lay out, write atomically as PNG, and close ``figure``."""
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    pyplot().close(figure)
+    return path
+
+
 def plot_learning_curve(metrics_file: Path, target: Path) -> bool:
     """Loss (and validation loss) against update step, as PNG; False when there is nothing to plot."""
     records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()] if metrics_file.exists() else []
     records = [r for r in records if "step" in r]
     if not records:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(6, 3.5))
+    figure, axis = pyplot().subplots(figsize=(6, 3.5))
     for key in sorted({k for r in records for k in r if k != "step" and isinstance(r[k], (int, float))}):
         points = [(r["step"], r[key]) for r in records if key in r]
         axis.plot(*zip(*points), label=key)
     axis.set_xlabel("update step")
     axis.legend()
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    with atomic_path(target.with_suffix(".png")) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    plt.close(figure)
+    save_figure(figure, target.with_suffix(".png"))
     return True
 
 

@@ -8,7 +8,7 @@ import torch
 
 from codi_kit.codec import identity_codec
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.denoiser import DENOISERS, AgentMlp, AgentUnet
+from codi_kit.diffusion.denoiser import DENOISERS, AgentUnet
 from codi_kit.diffusion.guidance import agent_conditions, guided_output
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.sample import sample_segments

@@ -7,22 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from codi_kit.atomic import atomic_path
 from codi_kit.bench.table import table1
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(figure, path: Path) -> None:
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
+from codi_kit.report import pyplot, save_figure
 
 
 def slug(text: str) -> str:
@@ -31,7 +17,7 @@ def slug(text: str) -> str:
 
 def bar_charts(records: list[dict], folder: Path) -> list[Path]:
     """One PNG per env: grouped bars (learners x augmenters), error bars one std over seeds."""
-    plt = _pyplot()
+    plt = pyplot()
     columns, rows = table1(records)
     written = []
     for env in dict.fromkeys(env for env, _ in rows):
@@ -50,18 +36,14 @@ def bar_charts(records: list[dict], folder: Path) -> list[Path]:
         axis.set_ylabel("normalised return")
         axis.set_title(env)
         axis.legend(fontsize=8)
-        figure.tight_layout()
-        path = folder / f"bars-{slug(env)}.png"
-        _save(figure, path)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, folder / f"bars-{slug(env)}.png"))
     return written
 
 
 def agents_figure(records: list[dict], folder: Path) -> list[Path]:
     """Per env with several agent counts: normalised return (mean ± std over seeds) against agents,
     one line per augmenter, one panel per learner (the paper's Figure 4)."""
-    plt = _pyplot()
+    plt = pyplot()
     by_env = defaultdict(list)
     for record in records:
         if record["status"] == "ok" and record["agents"] is not None:
@@ -88,10 +70,6 @@ def agents_figure(records: list[dict], folder: Path) -> list[Path]:
             axis.set_title(f"{env}, {learner}")
         axes[0][0].set_ylabel("normalised return")
         axes[0][-1].legend(fontsize=8)
-        figure.tight_layout()
-        path = folder / f"agents-{slug(env)}.png"
-        _save(figure, path)
-        plt.close(figure)
-        written.append(path)
+        written.append(save_figure(figure, folder / f"agents-{slug(env)}.png"))
     return written
 

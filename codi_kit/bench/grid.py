@@ -35,10 +35,6 @@ class Cell:
         agents = f"-n{self.agents}" if self.agents is not None else ""
         return f"{self.env.replace('/', '-')}{agents}-{self.augmenter}-{self.learner}-s{self.seed}"
 
-    @property
-    def env_label(self) -> str:
-        return self.env if self.agents is None else f"{self.env} N={self.agents}"
-
 
 @attrs.frozen
 class Grid:

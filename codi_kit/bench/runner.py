@@ -85,10 +85,10 @@ def run_bench(grid: Grid, bench: str | Path, backend) -> list[dict]:
     write_text(bench / "results.jsonl", "".join(json.dumps(r, default=str) + "\n" for r in records))
     write_marl_eval(records, bench / "marl-eval.json")
     computed = [t.id for t in tasks if not t.done and outcome.get(t.id, {}).get("ok")]
-    write_json(bench / "bench.json", {"grid": grid.describe(), **backend.describe(), "wall_seconds": time.perf_counter() - started,
-                                      "tasks": len(tasks), "computed": computed,
-                                      "failed": [t.id for t in tasks if not outcome[t.id]["ok"]]})
-    write_bench_report(bench, records, bench / "stages")
+    summary = {"grid": grid.describe(), **backend.describe(), "wall_seconds": time.perf_counter() - started,
+               "tasks": len(tasks), "computed": computed, "failed": [t.id for t in tasks if not outcome[t.id]["ok"]]}
+    write_json(bench / "bench.json", summary)
+    write_bench_report(bench, records, summary)
     return records
 
 

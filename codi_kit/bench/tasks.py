@@ -84,7 +84,6 @@ def execute(task_id: str, config: dict, folder: str, store: str, stage: str, thr
         return {"task": task_id, "ok": False, "seconds": 0.0, "error": f"needs {failed['task']}, which failed: {failed['error']}"}
     import torch
 
-    from codi_kit.atomic import write_json
     from codi_kit.pipeline import Pipeline
     from codi_kit.progress import set_quiet
 
@@ -93,13 +92,9 @@ def execute(task_id: str, config: dict, folder: str, store: str, stage: str, thr
     started = time.perf_counter()
     pipeline = Pipeline(config, folder, store=store)
     try:
-        results = None
-        if stage == "report":
-            write_json(Path(folder) / "config.json", config)
-            results = pipeline.report()
-        else:
-            getattr(pipeline, stage)()
-        return {"task": task_id, "ok": True, "seconds": time.perf_counter() - started, "results": results}
+        computed = pipeline.run_until(stage)
+        return {"task": task_id, "ok": True, "seconds": time.perf_counter() - started,
+                "results": computed if stage == "report" else None}
     except Exception as error:  # noqa: BLE001 - reported per cell, the others go on
         lines = str(error).strip().splitlines()
         return {"task": task_id, "ok": False, "seconds": time.perf_counter() - started, "traceback": traceback.format_exc(),
