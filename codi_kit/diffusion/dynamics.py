@@ -33,8 +33,11 @@ class DynamicsModels(nn.Module):
         return obs + delta.masked_fill(self.held, 0.0)  # residual: o + delta, held features unchanged
 
     def predict_reward(self, obs, actions, next_obs) -> torch.Tensor:
-        one_hot = F.one_hot(actions, self.actions).to(obs.dtype).flatten(-2)
-        return self.reward(torch.cat([obs.flatten(-2), one_hot, next_obs.flatten(-2)], -1)).squeeze(-1)
+        return self.reward_of(obs, F.one_hot(actions, self.actions).to(obs.dtype), next_obs)
+
+    def reward_of(self, obs, action_one_hot, next_obs) -> torch.Tensor:
+        """r_fwd with the actions as (possibly relaxed) one-hots [...,N,A]: differentiable in all inputs."""
+        return self.reward(torch.cat([obs.flatten(-2), action_one_hot.flatten(-2), next_obs.flatten(-2)], -1)).squeeze(-1)
 
     def loss(self, obs, actions, next_obs, rewards, avail, reward_scale: float) -> tuple[torch.Tensor, dict]:
         """Eq. 9's three auxiliary terms (the inverse model's as cross-entropy for discrete actions)."""

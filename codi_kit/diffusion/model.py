@@ -164,26 +164,30 @@ class DiffusionModel(nn.Module):
         one_hot = torch.nn.functional.one_hot(actions, self.architecture.actions).to(states.dtype)
         return torch.cat([states, 2 * one_hot - 1], -1)
 
-    def transitions(self, segments: torch.Tensor, resimulate: bool = False):
+    def transitions(self, segments: torch.Tensor, resimulate: bool = False, only: torch.Tensor | None = None):
         """What diffused segments [B,H,N,C] say happened: states [B,H,N,D], actions [B,H-1,N] (the
         diffused action channels' argmax, or f_inv's reading of the states) and the consistency
         error [B,H-1] of each transition under f_fwd. ``resimulate``: the states after the first
         are f_fwd's under those actions (consistent by construction); the error is still that of
-        the diffused states."""
+        the diffused states. ``only`` [B,N] (bool): resimulate these agents' states alone (the others
+        keep theirs: re-denoising holds them)."""
         states = self.states(segments)
         actions = segments[:, :-1, :, self.architecture.features:].argmax(-1) if self.architecture.diffuse_actions else None
         error, actions = self.dynamics.consistency_error(states[:, :-1], states[:, 1:], actions)
         if resimulate:
-            states = self.dynamics.rollout(states[:, 0], actions)
+            rolled = self.dynamics.rollout(states[:, 0], actions)
+            states = rolled if only is None else torch.where(only[:, None, :, None], rolled, states)
         return states, actions, error
 
     # -- generation --------------------------------------------------------------------------
     def sample(self, first: torch.Tensor, conditions: Conditions, steps: int, eta: float, spacing: str,
-               generator: torch.Generator) -> torch.Tensor:
-        """Segments [B,H,N,C] (normalised) from the given first states ``first`` [B,N,D]."""
+               generator: torch.Generator, given: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Segments [B,H,N,C] (normalised) from the given first states ``first`` [B,N,D]; with ``keep``
+        [B,N], those agents' channels are held at ``given`` [B,H,N,C] (re-denoising the others)."""
         observation = self.normaliser.observation_input(first) if self.architecture.observation_input else None
         return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions, steps, eta,
-                               generator, self.normaliser.held, spacing, self.architecture.channels, observation)
+                               generator, self.normaliser.held, spacing, self.architecture.channels, observation,
+                               given, keep)
 
     @torch.no_grad()
     def rewards(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

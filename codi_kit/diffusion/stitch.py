@@ -10,6 +10,7 @@ import torch
 
 from codi_kit.dataset import Dataset
 from codi_kit.diffusion.guidance import agent_conditions
+from codi_kit.diffusion.regenerate import repair_segments
 from codi_kit.progress import progress_bar
 
 
@@ -31,12 +32,15 @@ class GenerationStats:
     abandoned: int = 0
     stopped_early: bool = False  # nothing passed the check in the first rounds: generation gave up
     consistency_error_sum: float = 0.0  # of each sampled segment's worst transition
+    repaired: int = 0  # accepted segments whose bad agents were re-denoised (MADiTS)
+    repairs_failed: int = 0  # of those, repairs that failed the consistency check (the segment is resampled)
+    bad_agents: list = attrs.field(factory=list)  # per agent: how often it was found bad
 
     def summary(self) -> dict:
         return {"acceptance_rate": self.segments_accepted / max(self.segments_sampled, 1),
                 "resamples_per_segment": self.resamples / max(self.segments_accepted, 1),
                 "consistency_error_mean": self.consistency_error_sum / max(self.segments_sampled, 1),
-                **attrs.asdict(self)}
+                "repair_acceptance": 1 - self.repairs_failed / max(self.repaired, 1), **attrs.asdict(self)}
 
 
 class Stitcher:
@@ -105,6 +109,25 @@ class Stitcher:
         first = torch.as_tensor(self.starts[start], device=self.device)
         return Trajectory([first], [], [], float(self.target_return[start]), restarts)
 
+    def _repair(self, segments, states, actions, accepted, rtg):
+        """MADiTS: re-denoise the bad agents of the accepted segments; a repair that fails the
+        consistency check turns its segment down (it is resampled, within the same limits)."""
+        settings, model = self.settings, self.model
+        rows = torch.nonzero(accepted).squeeze(1)
+        conditions = agent_conditions(rtg[rows], model.architecture.agents, settings.guidance_weight, settings.compose,
+                                      settings.use_labels, self.good, settings.guidance_scope)
+        repair = repair_segments(model, settings, segments[rows], states[rows], actions[rows], conditions,
+                                 self.threshold, self.generator)
+        touched = repair.bad.any(1)
+        self.stats.repaired += int(touched.sum())
+        self.stats.repairs_failed += int((touched & ~repair.passed).sum())
+        counts = repair.bad.sum(0).tolist()
+        self.stats.bad_agents = [a + b for a, b in zip(self.stats.bad_agents or [0] * len(counts), counts)]
+        states, actions, accepted = states.clone(), actions.clone(), accepted.clone()
+        states[rows], actions[rows] = repair.states, repair.actions
+        accepted[rows] = repair.passed | ~touched
+        return states, actions, accepted
+
     def _extend(self, batch: list[Trajectory]) -> list[Trajectory]:
         """One more accepted segment for every trajectory in ``batch`` (resampling failures)."""
         settings, stats, model = self.settings, self.stats, self.model
@@ -120,7 +143,10 @@ class Stitcher:
             states, actions, error = model.transitions(segments, settings.resimulate)  # error [B,H-1]
             worst = error.max(dim=1).values
             stats.consistency_error_sum += float(worst.sum())
-            accepted = (worst <= self.threshold).cpu().numpy()
+            accepted = worst <= self.threshold
+            if settings.regenerate_bad_agents and bool(accepted.any()):
+                states, actions, accepted = self._repair(segments, states, actions, accepted, rtg)
+            accepted = accepted.cpu().numpy()
             rewards = model.rewards(states, actions)
             still = []
             for row, index in enumerate(pending):
