@@ -1,4 +1,4 @@
-"""Augmentation on imbalanced CN (N=3 by default): Original, MADiff, CODI w/o Com., CODI w Pri., CODI.
+"""Augmentation on imbalanced CN (N=3 by default): Original, MBTS, MADiff, MADiTS, CODI w/o Com., CODI w Pri., CODI.
 
     python benchmarks/augment.py [--profile quick] [--seeds 0,1,2] [--learners bc,omiga] [--variants ...] [--agents 3]
 
@@ -33,7 +33,9 @@ from codi_kit.progress import set_quiet  # noqa: E402
 
 VARIANTS = {
     "original": {"augmenter.name": "none"},
+    "mbts": {"augmenter.name": "mbts"},
     "madiff": {"augmenter.name": "madiff"},
+    "madits": {"augmenter.name": "madits"},
     "codi_without_composition": {"augmenter.name": "codi", "labeler.name": "rule", "set": ["augmenter.compose=false"]},
     "codi_privileged": {"augmenter.name": "codi", "labeler.name": "privileged"},
     "codi": {"augmenter.name": "codi", "labeler.name": "rule"},
