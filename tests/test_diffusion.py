@@ -142,7 +142,7 @@ def test_the_first_action_is_generated_while_the_first_state_is_given():
     states, actions, error = model.transitions(segments, resimulate=True)
     assert torch.equal(states[:, 0], first) and actions.shape == (4, 7, 3) and error.shape == (4, 7)
     torch.testing.assert_close(actions, segments[:, :-1, :, 10:].argmax(-1))
-    torch.testing.assert_close(states[:, 1:], model.dynamics.rollout(first, actions)[:, 1:])  # f_fwd's states
+    torch.testing.assert_close(states[:, 1:], model.dynamics.rollout(first, actions)[0][:, 1:])  # f_fwd's states
     assert torch.equal(states[..., 4:], first[:, None, :, 4:].expand(-1, 8, -1, -1))  # held features never drift
 
 

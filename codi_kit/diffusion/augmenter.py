@@ -49,8 +49,9 @@ class DiffusionAugmenter(Augmenter):
         codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
         diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))  # what the models see
         normaliser = Normaliser.fit(dataset, codec, context.device)
+        restricted = dataset.avail_actions is not None and not dataset.avail_actions[dataset.step_mask()].all()
         architecture = Architecture.of(settings, diffused.obs.shape[-1], dataset.agents, context.env.spec.actions, codec,
-                                       dataset.obs.shape[-1])
+                                       dataset.obs.shape[-1], availability=restricted)
         torch.manual_seed(context.seed)
         model = DiffusionModel(architecture, normaliser, context.device)
         data = self._segments(diffused, request.labels, model)

@@ -1,6 +1,9 @@
 """The auxiliary models of paper Eq. 9: inverse dynamics f_inv(o_t, o_t+1) -> a_t (per agent,
 cross-entropy over available actions), forward model f_fwd(o_t, a_t) -> o_t+1 and reward model
-r_fwd(o_t, a_t, o_t+1) -> r_t (joint, since agents interact)."""
+r_fwd(o_t, a_t, o_t+1) -> r_t (joint, since agents interact); and, for an env whose actions are
+not always all available (SMAC-like), an availability model f_avail(o_t) -> which actions each
+agent may take (joint: in combat an attack depends on where the enemies are), so imputed actions
+respect it and generated data stores its masks."""
 from __future__ import annotations
 
 import torch
@@ -14,7 +17,8 @@ class DynamicsModels(nn.Module):
     """Works in normalised units of what is diffused (observations or an env's compact state);
     ``held`` [D] features (constant within an episode) are carried over by f_fwd unchanged."""
 
-    def __init__(self, obs_dim: int, agents: int, actions: int, hidden: int = 256, held: torch.Tensor | None = None):
+    def __init__(self, obs_dim: int, agents: int, actions: int, hidden: int = 256, held: torch.Tensor | None = None,
+                 availability: bool = False):
         super().__init__()
         self.agents, self.actions = agents, actions
         self.register_buffer("held", torch.zeros(obs_dim, dtype=torch.bool) if held is None else held.clone())
@@ -22,9 +26,21 @@ class DynamicsModels(nn.Module):
         joint = agents * obs_dim
         self.forward_model = mlp(joint + agents * actions, hidden, 2, joint)
         self.reward = mlp(2 * joint + agents * actions, hidden, 2, 1)
+        self.availability = mlp(joint, hidden, 2, agents * actions) if availability else None
+
+    def available(self, obs: torch.Tensor) -> torch.Tensor | None:
+        """[...,N,A] bool: the actions f_avail allows in joint states [...,N,D] (at least the likeliest
+        one per agent); None without an availability model (every action is available)."""
+        if self.availability is None:
+            return None
+        logits = self.availability(obs.flatten(-2)).view(*obs.shape[:-1], self.actions)
+        return (logits > 0) | F.one_hot(logits.argmax(-1), self.actions).bool()
 
     def action_logits(self, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
-        return self.inverse(torch.cat([obs, next_obs], dim=-1))
+        """f_inv's logits, masked by f_avail(obs) where there is an availability model."""
+        logits = self.inverse(torch.cat([obs, next_obs], dim=-1))
+        available = self.available(obs)
+        return logits if available is None else masked_logits(logits, available)
 
     def predict_next(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         flat = obs.flatten(-2)
@@ -40,13 +56,19 @@ class DynamicsModels(nn.Module):
         return self.reward(torch.cat([obs.flatten(-2), action_one_hot.flatten(-2), next_obs.flatten(-2)], -1)).squeeze(-1)
 
     def loss(self, obs, actions, next_obs, rewards, avail, reward_scale: float) -> tuple[torch.Tensor, dict]:
-        """Eq. 9's three auxiliary terms (the inverse model's as cross-entropy for discrete actions)."""
-        logits = masked_logits(self.action_logits(obs, next_obs), avail)
+        """Eq. 9's three auxiliary terms (the inverse model's as cross-entropy for discrete actions),
+        and with an availability model the binary cross-entropy of each action's availability."""
+        logits = masked_logits(self.inverse(torch.cat([obs, next_obs], dim=-1)), avail)  # the data's own masks
         inverse = F.cross_entropy(logits.flatten(0, -2), actions.flatten())
         forward = F.mse_loss(self.predict_next(obs, actions), next_obs)
         reward = F.mse_loss(self.predict_reward(obs, actions, next_obs), rewards / reward_scale)
-        return inverse + forward + reward, {"inverse_loss": inverse.detach(), "forward_loss": forward.detach(),
-                                            "reward_loss": reward.detach()}
+        parts = {"inverse_loss": inverse.detach(), "forward_loss": forward.detach(), "reward_loss": reward.detach()}
+        total = inverse + forward + reward
+        if self.availability is not None:
+            availability = F.binary_cross_entropy_with_logits(self.availability(obs.flatten(-2)).view_as(avail), avail.float())
+            parts["availability_loss"] = availability.detach()
+            total = total + availability
+        return total, parts
 
     @torch.no_grad()
     def consistency_error(self, obs: torch.Tensor, next_obs: torch.Tensor,
@@ -59,9 +81,17 @@ class DynamicsModels(nn.Module):
         return error, actions
 
     @torch.no_grad()
-    def rollout(self, first: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """States [B,T+1,N,D] from ``first`` [B,N,D] under ``actions`` [B,T,N], by f_fwd step by step."""
-        states = [first]
+    def rollout(self, first: torch.Tensor, actions: torch.Tensor,
+                scores: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """States [B,T+1,N,D] from ``first`` [B,N,D] under ``actions`` [B,T,N], by f_fwd step by step,
+        and the actions taken: with an availability model and per-action ``scores`` [B,T,N,A] (the
+        diffused action channels), each step's action is re-chosen among those available in the
+        state the rollout reached."""
+        states, taken = [first], []
         for t in range(actions.shape[1]):
-            states.append(self.predict_next(states[-1], actions[:, t]))
-        return torch.stack(states, 1)
+            action, available = actions[:, t], self.available(states[-1])
+            if scores is not None and available is not None:
+                action = masked_logits(scores[:, t], available).argmax(-1)
+            taken.append(action)
+            states.append(self.predict_next(states[-1], action))
+        return torch.stack(states, 1), torch.stack(taken, 1)

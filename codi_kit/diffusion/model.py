@@ -22,6 +22,7 @@ from codi_kit.diffusion.guidance import Conditions
 from codi_kit.diffusion.sample import known_mask, sample_segments
 from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.errors import CodiKitError
+from codi_kit.nets import masked_logits
 
 MODEL_FILE, DESCRIPTION_FILE = "model.pt", "model.json"
 
@@ -44,6 +45,7 @@ class Architecture:
     diffuse_actions: bool = False  # each agent's action one-hot is diffused beside its state
     observation_input: int = 0  # >0: the denoiser reads each agent's clean first observation (this many features)
     unet_multipliers: tuple = attrs.field(default=(1, 2), converter=tuple)  # the U-Net's channel multiplier per level
+    availability: bool = False  # an availability model f_avail: the data has actions that are not always available
 
     @property
     def channels(self) -> int:
@@ -51,11 +53,12 @@ class Architecture:
         return self.features + self.actions * self.diffuse_actions
 
     @staticmethod
-    def of(settings, features: int, agents: int, actions: int, codec: StateCodec, observation_features: int) -> Architecture:
+    def of(settings, features: int, agents: int, actions: int, codec: StateCodec, observation_features: int,
+           availability: bool = False) -> Architecture:
         return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
                             settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
                             settings.ema_decay, codec.name, settings.diffuse_actions,
-                            observation_features * settings.first_step_input, settings.unet_multipliers)
+                            observation_features * settings.first_step_input, settings.unet_multipliers, availability)
 
 
 @attrs.frozen
@@ -126,7 +129,7 @@ class DiffusionModel(nn.Module):
         self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
                                               observation=a.observation_input, **shape)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
-        self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held)
+        self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held, a.availability)
         self.schedule = CosineSchedule(a.diffusion_steps, device)
         self.consistency_threshold: float | None = None  # delta, chosen on real data after training
         self.updates = 0
@@ -172,11 +175,16 @@ class DiffusionModel(nn.Module):
         the diffused states. ``only`` [B,N] (bool): resimulate these agents' states alone (the others
         keep theirs: re-denoising holds them)."""
         states = self.states(segments)
-        actions = segments[:, :-1, :, self.architecture.features:].argmax(-1) if self.architecture.diffuse_actions else None
+        actions = None
+        if self.architecture.diffuse_actions:  # the diffused action channels' argmax among the available actions
+            channels, available = segments[:, :-1, :, self.architecture.features:], self.dynamics.available(states[:, :-1])
+            actions = (channels if available is None else masked_logits(channels, available)).argmax(-1)
         error, actions = self.dynamics.consistency_error(states[:, :-1], states[:, 1:], actions)
         if resimulate:
-            rolled = self.dynamics.rollout(states[:, 0], actions)
+            scores = segments[:, :-1, :, self.architecture.features:] if self.architecture.diffuse_actions else None
+            rolled, rolled_actions = self.dynamics.rollout(states[:, 0], actions, scores)
             states = rolled if only is None else torch.where(only[:, None, :, None], rolled, states)
+            actions = rolled_actions if only is None else torch.where(only[:, None, :], rolled_actions, actions)
         return states, actions, error
 
     # -- generation --------------------------------------------------------------------------

@@ -98,9 +98,11 @@ class Stitcher:
             obs[e, :steps] = self.model.normaliser.observations(torch.stack(trajectory.obs[:steps]))
             actions[e, :steps] = torch.stack(trajectory.actions[:steps]).cpu().numpy()
             rewards[e, :steps] = np.asarray(trajectory.rewards[:steps], np.float32)
-        # every move is available in the generated data (the MPE case); an env with action masks
-        # would need an availability model here
+        # the availability model's masks at every generated state (every action where the data had no masks)
         avail = np.ones((len(trajectories), length, agents, self.model.architecture.actions), bool)
+        if trajectories and self.model.dynamics.availability is not None:
+            states = torch.stack([torch.stack(trajectory.obs[:steps]) for trajectory in trajectories])
+            avail[:, :steps] = self.model.dynamics.available(states).cpu().numpy()
         return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), steps, np.int64),
                        avail_actions=avail, meta=dict(original.meta, source="generated"))
 
