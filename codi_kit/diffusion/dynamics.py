@@ -70,6 +70,24 @@ class DynamicsModels(nn.Module):
             total = total + availability
         return total, parts
 
+    def update(self, optimizer, replay, real_steps: torch.Tensor, batch_size: int, generator: torch.Generator,
+               normalise, reward_scale: float) -> dict:
+        """One gradient step of Eq. 9 on ``batch_size`` of the ``real_steps`` of ``replay`` (transitions
+        in the units of what is modelled, normalised here); the loss parts."""
+        picked = torch.randint(0, len(real_steps), (batch_size,), generator=generator).to(real_steps.device)
+        batch = replay.take(real_steps[picked])
+        loss, parts = self.loss(normalise(batch["obs"]), batch["actions"], normalise(batch["next_obs"]), batch["rewards"],
+                                batch["avail"], reward_scale)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return parts
+
+    def best_available(self, scores: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """The argmax of per-action ``scores`` [...,N,A] among the actions f_avail allows in ``obs``."""
+        available = self.available(obs)
+        return (scores if available is None else masked_logits(scores, available)).argmax(-1)
+
     @torch.no_grad()
     def consistency_error(self, obs: torch.Tensor, next_obs: torch.Tensor,
                           actions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -84,14 +102,11 @@ class DynamicsModels(nn.Module):
     def rollout(self, first: torch.Tensor, actions: torch.Tensor,
                 scores: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """States [B,T+1,N,D] from ``first`` [B,N,D] under ``actions`` [B,T,N], by f_fwd step by step,
-        and the actions taken: with an availability model and per-action ``scores`` [B,T,N,A] (the
-        diffused action channels), each step's action is re-chosen among those available in the
-        state the rollout reached."""
+        and the actions taken: with per-action ``scores`` [B,T,N,A] (the diffused action channels),
+        each step's action is re-chosen among those f_avail allows in the state the rollout reached."""
         states, taken = [first], []
         for t in range(actions.shape[1]):
-            action, available = actions[:, t], self.available(states[-1])
-            if scores is not None and available is not None:
-                action = masked_logits(scores[:, t], available).argmax(-1)
+            action = actions[:, t] if scores is None else self.best_available(scores[:, t], states[-1])
             taken.append(action)
             states.append(self.predict_next(states[-1], action))
         return torch.stack(states, 1), torch.stack(taken, 1)

@@ -22,7 +22,6 @@ from codi_kit.diffusion.guidance import Conditions
 from codi_kit.diffusion.sample import known_mask, sample_segments
 from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.errors import CodiKitError
-from codi_kit.nets import masked_logits
 
 MODEL_FILE, DESCRIPTION_FILE = "model.pt", "model.json"
 
@@ -175,13 +174,10 @@ class DiffusionModel(nn.Module):
         the diffused states. ``only`` [B,N] (bool): resimulate these agents' states alone (the others
         keep theirs: re-denoising holds them)."""
         states = self.states(segments)
-        actions = None
-        if self.architecture.diffuse_actions:  # the diffused action channels' argmax among the available actions
-            channels, available = segments[:, :-1, :, self.architecture.features:], self.dynamics.available(states[:, :-1])
-            actions = (channels if available is None else masked_logits(channels, available)).argmax(-1)
+        scores = segments[:, :-1, :, self.architecture.features:] if self.architecture.diffuse_actions else None
+        actions = None if scores is None else self.dynamics.best_available(scores, states[:, :-1])
         error, actions = self.dynamics.consistency_error(states[:, :-1], states[:, 1:], actions)
         if resimulate:
-            scores = segments[:, :-1, :, self.architecture.features:] if self.architecture.diffuse_actions else None
             rolled, rolled_actions = self.dynamics.rollout(states[:, 0], actions, scores)
             states = rolled if only is None else torch.where(only[:, None, :, None], rolled, states)
             actions = rolled_actions if only is None else torch.where(only[:, None, :], rolled_actions, actions)

@@ -27,10 +27,11 @@ def added_later(default, **kwargs):
     return attrs.field(default=default, metadata={"stage": "train", "keyed_if_changed": True}, **kwargs)
 
 
-def training_settings(settings) -> dict:
+def training_settings(settings, base_class: type | None = None) -> dict:
     """The settings training reads: the train stage's key. A subclass that only changes a
-    default (``compose: bool = False``) keeps the stage its base class gave the setting."""
-    base = {f.name: f for f in attrs.fields(DiffusionSettings)}
+    default (``compose: bool = False``) keeps the stage its base class (``base_class``, default
+    ``DiffusionSettings``) gave the setting."""
+    base = {f.name: f for f in attrs.fields(base_class or DiffusionSettings)}
     key = {}
     for field in attrs.fields(type(settings)):
         declared = base.get(field.name, field)  # a subclass's changed default keeps its base's marks

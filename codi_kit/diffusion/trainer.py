@@ -129,13 +129,8 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
             torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0)
             optimizer.step()
             model.update_ema(step, settings.ema_every, settings.ema_start)
-            picked = torch.randint(0, len(real_steps), (settings.batch_size,), generator=generator).to(data.x.device)
-            batch = replay.take(real_steps[picked])
-            dynamics_loss, parts = model.dynamics.loss(normalise(batch["obs"]), batch["actions"], normalise(batch["next_obs"]),
-                                                       batch["rewards"], batch["avail"], model.normaliser.reward_scale)
-            dynamics_optimizer.zero_grad()
-            dynamics_loss.backward()
-            dynamics_optimizer.step()
+            parts = model.dynamics.update(dynamics_optimizer, replay, real_steps, settings.batch_size, generator, normalise,
+                                          model.normaliser.reward_scale)
             model.updates = step
             bar.advance()
             if step % settings.log_every == 0 or step == settings.train_steps:

@@ -13,35 +13,31 @@ from codi_kit.augment import Augmenter, FitRequest, GenerateRequest, Generated
 from codi_kit.codec import training_codec
 from codi_kit.diffusion import diagnostics
 from codi_kit.diffusion.model import Normaliser
+from codi_kit.diffusion.settings import sampling, training_settings
 from codi_kit.mbts.ensemble import Ensemble
 from codi_kit.mbts.stitch import stitch
 from codi_kit.replay import transitions
 from codi_kit.progress import say
 
 
-def train(default, **kwargs):
-    """A setting the train stage reads (the ensemble): it keys the trained models."""
-    return attrs.field(default=default, metadata={"stage": "train"}, **kwargs)
-
-
 @attrs.frozen
 class MBTSSettings:
-    # -- the ensemble (train) ------------------------------------------------------------------
-    target: str = train("state", validator=attrs.validators.in_(("state", "observations")))  # as the diffusion augmenters
-    members: int = train(5)  # forward models kept (the authors: 5 of 7, MBTS/TrajectoryStitching.py)
-    hidden: int = train(256)  # as the diffusion augmenters' dynamics models (the authors' forward models: 200)
-    train_steps: int = train(4000)  # updates per member
-    batch_size: int = train(256)  # also the value function's (the authors' batch_size)
-    learning_rate: float = train(1e-3)  # as the diffusion augmenters' dynamics_learning_rate
-    # -- stitching (generate) ------------------------------------------------------------------
-    iterations: int = 6  # passes over the growing dataset (the authors' k = -1..4)
-    neighbours: int = 10  # per KD-tree query (ours: the authors' ball radius r* exists only for MuJoCo tasks)
-    improvement_margin: float = 0.01  # keep a stitched trajectory above the old return + 1% of its magnitude (the authors)
-    value_steps: int = 1000  # per pass (the authors: 10 epochs x 100 iterations)
-    value_hidden: int = 256  # the authors' hidden_dim_val
-    value_learning_rate: float = 3e-4  # the authors' Value_net lr
-    gamma: float = 0.99  # the authors' Value_net
-    tau: float = 0.005  # the authors' Value_net target update
+    # -- the ensemble (train: these key the trained models) ----------------------------------------
+    target: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))  # as the diffusion augmenters
+    members: int = 5  # forward models kept (the authors: 5 of 7, MBTS/TrajectoryStitching.py)
+    hidden: int = 256  # as the diffusion augmenters' dynamics models (the authors' forward models: 200)
+    train_steps: int = 4000  # updates per member
+    batch_size: int = 256  # also the value function's (the authors' batch_size)
+    learning_rate: float = 1e-3  # as the diffusion augmenters' dynamics_learning_rate
+    # -- stitching (generate only) ----------------------------------------------------------------
+    iterations: int = sampling(6)  # passes over the growing dataset (the authors' k = -1..4)
+    neighbours: int = sampling(10)  # per nearest-neighbour query (ours: the authors' ball radius r* exists only for MuJoCo tasks)
+    improvement_margin: float = sampling(0.01)  # keep a stitched trajectory above the old return + 1% of its magnitude (the authors)
+    value_steps: int = sampling(1000)  # per pass (the authors: 10 epochs x 100 iterations)
+    value_hidden: int = sampling(256)  # the authors' hidden_dim_val
+    value_learning_rate: float = sampling(3e-4)  # the authors' Value_net lr
+    gamma: float = sampling(0.99)  # the authors' Value_net
+    tau: float = sampling(0.005)  # the authors' Value_net target update
 
 
 class MBTSAugmenter(Augmenter):
@@ -50,8 +46,7 @@ class MBTSAugmenter(Augmenter):
                           "value_steps": 40, "value_hidden": 32}}
 
     def training_settings(self) -> dict:
-        return {f.name: getattr(self.config, f.name) for f in attrs.fields(type(self.config))
-                if f.metadata.get("stage") == "train"}
+        return training_settings(self.config, MBTSSettings)
 
     def fit(self, request: FitRequest) -> dict:
         settings, dataset, context = self.config, request.dataset, request.context

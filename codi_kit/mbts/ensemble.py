@@ -61,20 +61,14 @@ class Ensemble(nn.Module):
         """``steps`` updates of every member (Eq. 9's three terms) on the real transitions of ``replay``
         (states in the codec's units, not yet normalised)."""
         real = torch.nonzero(replay.done == 0).squeeze(1)
-        normalise = self.normaliser.normalise
         curve = []
         with progress_bar(steps * len(self.members), "train MBTS ensemble") as bar:
             for index, member in enumerate(self.members):
                 generator = torch.Generator().manual_seed(seed * 100 + index)
                 optimizer = torch.optim.Adam(member.parameters(), lr=learning_rate)
                 for step in range(1, steps + 1):
-                    rows = real[torch.randint(0, len(real), (batch_size,), generator=generator).to(real.device)]
-                    batch = replay.take(rows)
-                    loss, parts = member.loss(normalise(batch["obs"]), batch["actions"], normalise(batch["next_obs"]),
-                                              batch["rewards"], batch["avail"], self.normaliser.reward_scale)
-                    optimizer.zero_grad()
-                    loss.backward()
-                    optimizer.step()
+                    parts = member.update(optimizer, replay, real, batch_size, generator, self.normaliser.normalise,
+                                          self.normaliser.reward_scale)
                     bar.advance()
                     if step == steps:
                         record = {"member": index, "step": step, **{k: float(v) for k, v in parts.items()}}

@@ -147,10 +147,10 @@ def stitch_pass(current: Trajectories, states: torch.Tensor, avail: torch.Tensor
     better = (new > old + settings.improvement_margin * np.abs(old)) & (out.source != current.source).any(1)
     stats.improved = int(better.sum())
     stats.mean_gain = float((new - old)[better].mean()) if better.any() else 0.0
-    kept = attrs.evolve(current, source=current.source.copy(), actions=current.actions.copy(),
-                        rewards=current.rewards.copy(), lengths=current.lengths.copy(), stitched=current.stitched.copy())
-    kept.source[better], kept.actions[better], kept.rewards[better] = out.source[better], out.actions[better], out.rewards[better]
-    kept.lengths[better], kept.stitched[better] = out.lengths[better], True
+    row = better[:, None]
+    kept = Trajectories(np.where(row, out.source, current.source), np.where(row[..., None], out.actions, current.actions),
+                        np.where(row, out.rewards, current.rewards), np.where(better, out.lengths, current.lengths),
+                        current.stitched | better)
     return kept, stats
 
 
