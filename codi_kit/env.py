@@ -41,6 +41,7 @@ class EnvAdapter(abc.ABC):
     probes an adapter may also define: see ``codi_kit.probes``."""
 
     spec: EnvSpec
+    max_copies: int | None = None  # copies it can hold at once (a game process each); rollouts batch at most this many
 
     @abc.abstractmethod
     def reset(self, seeds: Sequence[int]) -> Transition:

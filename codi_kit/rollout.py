@@ -31,6 +31,7 @@ def rollout(
     rng = np.random.default_rng([seed, stream])
     seeds = episode_seeds(seed, episodes, stream)
     limit = spec.episode_limit
+    batch_size = min(batch_size, env.max_copies or batch_size)
     obs = np.zeros((episodes, limit, spec.agents, spec.obs_dim), np.float32)
     actions = np.zeros((episodes, limit, spec.agents), np.int64)
     rewards = np.zeros((episodes, limit), np.float32)

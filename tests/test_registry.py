@@ -2,8 +2,9 @@
 registry (BenchMARL's habit): a plugin added tomorrow, bundled or pip-installed, is tested the day
 it is added, without a new test. Learners have their own registry-wide tests in test_learners.py.
 
-A plugin that needs something from outside (a server, a model folder) gets it from
-``RESOURCES``; every other plugin runs on its defaults at the smoke profile.
+A plugin that needs something from outside (a server, a model folder, the StarCraft II game)
+gets it from ``resources`` / ``outside_env`` (the game is the fake of smacv2's API in
+fake_smacv2.py); every other plugin runs on its defaults at the smoke profile.
 """
 import json
 
@@ -13,6 +14,7 @@ import pytest
 from codi_kit import plugins
 from codi_kit.cli import main
 from codi_kit.dataset import Dataset
+import fake_smacv2
 from conftest import FakeServer, build_tiny_causal_lm, completion
 
 TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
@@ -45,8 +47,15 @@ def resources(request, name) -> list[str]:
     return []
 
 
+def outside_env(name, monkeypatch, tmp_path) -> None:
+    """What an env needs from outside: smacv2's envs get the fake game."""
+    if name.startswith("smacv2/"):
+        fake_smacv2.install(monkeypatch, tmp_path)
+
+
 @pytest.mark.parametrize("name", names("env"))
-def test_every_env_runs_the_pipeline(name, tmp_path, runner):
+def test_every_env_runs_the_pipeline(name, tmp_path, runner, monkeypatch):
+    outside_env(name, monkeypatch, tmp_path)
     out = tmp_path / "run"
     result = runner.invoke(main, ["run", "--env", name, "--augmenter", "none", "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
@@ -61,7 +70,8 @@ def test_every_env_runs_the_pipeline(name, tmp_path, runner):
 
 
 @pytest.mark.parametrize("name", names("text_converter"))
-def test_every_text_converter_feeds_an_llm_teacher(name, tmp_path, runner, request):
+def test_every_text_converter_feeds_an_llm_teacher(name, tmp_path, runner, request, monkeypatch):
+    outside_env(name, monkeypatch, tmp_path)
     out = tmp_path / "run"
     result = runner.invoke(main, ["label", "--env", name, "--labeler", "openai", "--out", str(out), *TINY,
                                   *resources(request, "openai")])

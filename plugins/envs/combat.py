@@ -1,0 +1,90 @@
+"""What the StarCraft-style battles (SMAX, SMACv2) have in common, read from one agent's observation:
+its health, the enemies it sees (health, where they are) and what its discrete actions mean.
+
+Each backend writes a ``parse(obs) -> Battle`` for its own observation layout and an
+``ActionLayout`` for its action numbering; the focus-fire expert, the combat text converter and
+the rule judge only use these.
+"""
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+
+@attrs.frozen
+class ActionLayout:
+    """``moves``: the action index of each unit direction in ``directions`` (up, right, down,
+    left); ``stop``; ``attack``: the index of "attack enemy 0" (enemy j is ``attack + j``);
+    ``no_op``: the action of a dead unit when it differs from stop (SMACv2's 0), else None."""
+
+    moves: tuple
+    stop: int
+    attack: int
+    enemies: int
+    no_op: int | None = None
+    directions = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]], np.float32)
+    names = ("move up", "move right", "move down", "move left")
+
+    def attack_target(self, actions: np.ndarray) -> np.ndarray:
+        """The enemy each action attacks, or -1 where it does not attack; [...] from [...]."""
+        target = np.asarray(actions) - self.attack
+        return np.where((target >= 0) & (target < self.enemies), target, -1)
+
+    def describe(self, action: int) -> str:
+        target = int(self.attack_target(action))
+        if target >= 0:
+            return f"attack enemy {target + 1}"
+        if action in self.moves:
+            return self.names[self.moves.index(action)]
+        return "stop" if action == self.stop else "no-op"
+
+
+@attrs.frozen
+class Battle:
+    """One agent's view, every field batched as ``[...]`` (the observation's leading axes).
+
+    ``health``: own health fraction (0 when dead); ``enemy_health [..., M]``: each enemy's health
+    fraction, 0 when unseen or dead; ``enemy_offset [..., M, 2]``: its position relative to the
+    agent in map units (zeros when unseen); ``enemy_in_range [..., M]``: within the agent's
+    weapon range; ``position [..., 2]``: the agent's position as a fraction of the map (for
+    heading to the centre when no enemy is in sight)."""
+
+    health: np.ndarray
+    enemy_health: np.ndarray
+    enemy_offset: np.ndarray
+    enemy_in_range: np.ndarray
+    position: np.ndarray
+
+    @property
+    def enemy_seen(self) -> np.ndarray:
+        return self.enemy_health > 0
+
+    @property
+    def enemy_distance(self) -> np.ndarray:
+        """[..., M] distance to each enemy in map units, inf where unseen."""
+        return np.where(self.enemy_seen, np.linalg.norm(self.enemy_offset, axis=-1), np.inf)
+
+    def nearest_enemy(self) -> np.ndarray:
+        """[...] distance to the nearest enemy seen (inf when none)."""
+        return self.enemy_distance.min(axis=-1)
+
+    def enemies_alive_seen(self) -> np.ndarray:
+        return self.enemy_seen.sum(axis=-1)
+
+
+def combat_scores(battle: Battle, actions: np.ndarray, layout: ActionLayout) -> np.ndarray:
+    """The rule judge's score per agent of one segment (``battle`` fields [H, N, ...], ``actions
+    [H, N]``): the steps it fires at the weakest enemy in its range (damage where it counts), ties
+    broken by the steps it fires at any enemy in range.
+
+    Measured on 500 imbalanced episodes per map (H = 8, agreement with the expert's index): 0.675
+    on smax/3m and 0.638 on smax/zerg_3v4, against 0.634 / 0.620 for any shot in range. Survival
+    points the other way (0.01 with end health added): SMAX's enemies shoot the closest unit,
+    which is the expert charging in while the random agents linger out of range; in segments after
+    the expert died nobody can tell it was the expert."""
+    target = layout.attack_target(actions)  # [H, N]
+    chosen = np.maximum(target, 0)[..., None]
+    hits = np.take_along_axis(battle.enemy_in_range, chosen, -1)[..., 0] & (target >= 0)
+    weakest = np.where(battle.enemy_in_range, battle.enemy_health, np.inf).min(-1)
+    focused = hits & (np.take_along_axis(battle.enemy_health, chosen, -1)[..., 0] <= weakest)
+    return focused.sum(0) + 0.01 * hits.sum(0)
