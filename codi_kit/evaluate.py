@@ -6,7 +6,7 @@ import numpy as np
 from codi_kit.collect import Normalization
 from codi_kit.env import EnvAdapter
 from codi_kit.policy import Policy
-from codi_kit.probes import QualityScore, probe
+from codi_kit.probes import QualityScore, WinRate, probe
 from codi_kit.rollout import rollout
 
 EVALUATION_STREAM = 2
@@ -21,7 +21,7 @@ def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normaliz
     returns = episodes_data.returns()
     normalized = normalization(returns)
     final = episodes_data.obs[np.arange(episodes), episodes_data.lengths - 1]
-    score = probe(env, QualityScore)
+    score, wins = probe(env, QualityScore), probe(env, WinRate)
     return {
         "episodes": episodes,
         "greedy": greedy,
@@ -31,6 +31,7 @@ def evaluate(env: EnvAdapter, policy: Policy, episodes: int, seed: int, normaliz
         "normalized_return": float(normalized.mean()),
         "normalized_return_std": float(normalized.std()),
         "quality_score": score(final) if score else None,
+        "win_rate": wins(returns) if wins else None,
         "R_lo": normalization.R_lo,
         "R_hi": normalization.R_hi,
         "returns": returns.tolist(),  # per episode, for tools that want the distribution (marl-eval)

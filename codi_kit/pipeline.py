@@ -361,6 +361,7 @@ class Pipeline:
             "device": self.device.type,
             **{k: evaluation[k] for k in ("return_mean", "return_std", "normalized_return", "normalized_return_std",
                                           "return_per_agent_mean", "quality_score", "greedy", "R_lo", "R_hi")},
+            "win_rate": evaluation.get("win_rate"),
             "evaluation_episodes": evaluation["episodes"],
             "episode_returns": evaluation.get("returns"),
             "env_settings": self.identity("env")["settings"],

@@ -30,11 +30,17 @@ class QualityScore(Protocol):
         """An env-specific score of final observations [B, N, O] (higher is better)."""
 
 
+@runtime_checkable
+class WinRate(Protocol):
+    def win_rate(self, returns: np.ndarray) -> float:
+        """The share of episodes won, from their team returns [E] (battles: a win adds a bonus)."""
+
+
 Probe = TypeVar("Probe")
 
 
 def probe(env, kind: type[Probe]):
-    """The env's method for probe ``kind`` (GoalDistance, Speed, QualityScore), or None."""
+    """The env's method for probe ``kind`` (GoalDistance, Speed, QualityScore, WinRate), or None."""
     if not isinstance(env, kind):
         return None
     name = next(n for n in vars(kind) if not n.startswith("_") and callable(getattr(kind, n)))

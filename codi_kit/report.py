@@ -15,7 +15,7 @@ ROWS = [("env", "env"), ("labeler", "labeler"), ("augmenter", "augmenter"), ("le
         ("return (team, mean ± std)", None), ("return per agent", "return_per_agent_mean"),
         ("normalised return", "normalized_return"), ("R_lo (dataset)", "R_lo"), ("R_hi (balanced expert)", "R_hi"),
         ("evaluation", None), ("quality score", "quality_score"),
-        ("dataset episodes", "dataset_episodes"), ("generated episodes", "generated_episodes")]
+        ("win rate", "win_rate"), ("dataset episodes", "dataset_episodes"), ("generated episodes", "generated_episodes")]
 
 
 def _cell(results: dict, label: str, key: str | None) -> str:

@@ -77,7 +77,8 @@ class StarCraft2Env:
         self.steps += 1
         won = not (self.enemy_health > 0).any()
         terminated = won or not (self.ally_health > 0).any() or self.steps >= LIMIT
-        return damage / self.n_enemies + float(won), terminated, {"battle_won": won}
+        # scaled as smac's reward_scale_rate 20: the damage is a third of a won battle's 20
+        return 20.0 * (damage / self.n_enemies + 2.0 * won) / 3.0, terminated, {"battle_won": won}
 
     def get_obs(self):
         return [self.get_obs_agent(i) for i in range(self.n_agents)]

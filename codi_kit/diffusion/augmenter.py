@@ -140,6 +140,9 @@ def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quant
     episode, step = np.nonzero(valid & dataset.step_mask())
     states = model.normaliser.codec.encode(dataset.obs[episode, step])
     starts = model.normaliser.normalise(torch.as_tensor(states, device=model.normaliser.mean.device)).cpu().numpy()
-    return_to_go = np.where(dataset.step_mask(), dataset.return_to_go(), np.nan)
-    targets = np.nanquantile(return_to_go, target_return_quantile, axis=0)[step] / model.normaliser.return_scale
+    reached = dataset.step_mask().any(0)  # steps some episode reaches (the others have no return-to-go)
+    return_to_go = np.where(dataset.step_mask(), dataset.return_to_go(), np.nan)[:, reached]
+    per_step = np.zeros(dataset.padded_length)
+    per_step[reached] = np.nanquantile(return_to_go, target_return_quantile, axis=0)
+    targets = per_step[step] / model.normaliser.return_scale
     return starts, targets

@@ -19,6 +19,7 @@ from codi_kit_plugins.envs.combat_expert import FocusFire
 
 # SMAC's actions: 0 no-op (dead units only), 1 stop, 2-5 move north, south, east, west, 6 + j attack enemy j
 LAYOUT_MOVES, STOP, ATTACK, NO_OP = (2, 4, 3, 5), 1, 6, 0  # moves in combat.ActionLayout's order: up, right, down, left
+REWARD_SCALE_RATE = 20.0  # StarCraft2Env's default: a won episode's returns sum to this
 SIGHT = 9.0  # StarCraft2Env.unit_sight_range without unit ranges; observed offsets are divided by it
 
 
@@ -125,6 +126,11 @@ class Smacv2Battle(EnvAdapter):
 
     def expert_policy(self):
         return FocusFire(self.parse, self.layout)
+
+    def win_rate(self, returns):
+        """SMAC's scaled reward (reward_scale_rate 20, reward_only_positive) sums to 20 exactly over a
+        won battle (all damage, all kills and the win bonus) and to less over any other."""
+        return float((np.asarray(returns) > REWARD_SCALE_RATE * (1 - 1e-3)).mean())
 
     def rule_judge(self, obs, actions):
         """The agent that most often fires at the weakest enemy in its range (``combat_scores``)."""

@@ -148,6 +148,11 @@ class SmaxBattle(EnvAdapter):
     def expert_policy(self):
         return FocusFire(self.parse, self.layout)
 
+    def win_rate(self, returns):
+        """SMAX's team return is the share of the enemies' health destroyed (at most 1) plus 1 for a
+        won battle, so a return above 1 is a win (a draw, both teams dead, gets no bonus)."""
+        return float((np.asarray(returns) > 1.0 + 1e-4).mean())
+
     def rule_judge(self, obs, actions):
         """The agent that most often fires at the weakest enemy in its range (``combat_scores``)."""
         return int(combat_scores(self.parse(obs), actions, self.layout).argmax())
