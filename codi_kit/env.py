@@ -21,6 +21,7 @@ class EnvSpec:
     episode_limit: int
     state_dim: int = 0  # 0 when the environment has no global state
     team_reward: str = "sum"  # "sum": sum of the agents' rewards; "shared": the env's own team reward
+    idle_action: int = 0  # the action that does nothing (MPE's no-op, SMAX's and SMAC's stop), for diagnostics
 
 
 @attrs.define

@@ -127,3 +127,11 @@ def test_smax_without_jaxmarl_names_the_extra(monkeypatch):
         monkeypatch.setitem(sys.modules, module, None)  # None in sys.modules: the import fails
     with pytest.raises(CodiKitError, match=r"smax/3m.*pip install \"codi-kit\[smax\]\""):
         env_named("smax/3m")
+
+
+def test_idle_share_counts_the_battle_stop_action(smax_3m):
+    from codi_kit.diffusion.diagnostics import behaviour
+
+    data = collect(smax_3m, "random", 20, 0)
+    stops = data.actions[data.step_mask()] == 4  # SMAX's stop; action 0 is a move there
+    assert 0 < stops.mean() < 1 and behaviour(smax_3m, data)["noop_share"] == pytest.approx(stops.mean())

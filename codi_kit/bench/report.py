@@ -89,8 +89,8 @@ def write_bench_report(bench: Path, records: list[dict], summary: dict) -> None:
         lines += ["", "## Figures", ""] + [f"![{path.stem}]({path.name})" for path in figures]
     lines += ["", "## Generated data", "",
               "Per augmenter, averaged over seeds: the env's quality score of final observations (CN: the paper's CN "
-              "score, higher is better), mean speed, share of no-op actions, agreement of actions with the expert's in the same state, share "
-              "of generated segments accepted by the dynamics check."]
+              "score, higher is better), mean speed, share of idle actions (the env's no-op or stop), agreement of "
+              "actions with the expert's in the same state, share of generated segments accepted by the dynamics check."]
     lines += diagnostics_markdown(records)
     lines += ["", "## Wall time per stage", ""] + stage_times(records, bench / "stages") + [""]
     write_text(bench / "report.md", "\n".join(lines))

@@ -133,13 +133,14 @@ def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
 
 
 def behaviour(env, episodes: Dataset) -> dict:
-    """Quality score of final observations, mean speed, no-op share and agreement with the env's
-    expert, for any set of episodes; what the env does not measure (see ``codi_kit.probes``) is None."""
+    """Quality score of final observations, mean speed, no-op share (the env's ``idle_action``) and
+    agreement with the env's expert, for any set of episodes; what the env does not measure (see
+    ``codi_kit.probes``) is None."""
     obs, lengths = episodes.obs, episodes.lengths
     final = obs[np.arange(len(lengths)), lengths - 1]
     valid = episodes.step_mask()
     score, speed = probe(env, QualityScore), probe(env, Speed)
     return {"quality_score": score(final) if score and len(final) else None,
             "mean_speed": float(speed(obs[valid]).mean()) if speed and valid.any() else None,
-            "noop_share": float((episodes.actions[valid] == 0).mean()) if valid.any() else None,
+            "noop_share": float((episodes.actions[valid] == env.spec.idle_action).mean()) if valid.any() else None,
             "expert_agreement": expert_agreement(env, episodes)["overall"] if valid.any() else None}

@@ -62,7 +62,7 @@ class Smacv2Battle(EnvAdapter):
         self.columns = self._columns()
         self.spec = EnvSpec(name=self.NAME, agents=self.agents, obs_dim=int(info["obs_shape"]),
                             actions=int(info["n_actions"]), episode_limit=min(int(info["episode_limit"]), config.episode_limit),
-                            state_dim=int(info["state_shape"]), team_reward="shared")
+                            state_dim=int(info["state_shape"]), team_reward="shared", idle_action=STOP)
         self.games.append(probe)
 
     def game(self, seed: int):

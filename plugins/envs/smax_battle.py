@@ -75,7 +75,7 @@ class SmaxBattle(EnvAdapter):
         self._step = jax.jit(jax.vmap(self._step_one))
         self.spec = EnvSpec(name=self.NAME, agents=self.allies, obs_dim=int(self.env.obs_size),
                             actions=self.env.num_ally_actions, episode_limit=config.episode_limit,
-                            state_dim=int(self.env.state_size), team_reward="shared")
+                            state_dim=int(self.env.state_size), team_reward="shared", idle_action=STOP)
 
     def scenario(self, smax):
         return smax.map_name_to_scenario("3m")
