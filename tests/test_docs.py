@@ -53,3 +53,16 @@ def test_the_readme_env_example_is_a_complete_plugin_with_an_expert_and_a_rule_j
     experts = [int(data.expert_mask[e].argmax()) for e in range(10) for s in (0, 10)]
     assert all(isinstance(j, int) for j in judged) and np.mean(np.equal(judged, experts)) > 0.6
     env.close()
+
+
+def test_every_code_package_is_installed_by_pyproject():
+    """``pip install .`` installs only the packages pyproject lists; the tests import the source
+    tree, so a package left out passes here and fails for users."""
+    import tomllib
+
+    root = Path(__file__).parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts) for p in (root / "codi_kit").rglob("__init__.py")}
+    found |= {"codi_kit_plugins." + ".".join(p.parent.relative_to(root / "plugins").parts)
+              for p in (root / "plugins").rglob("__init__.py") if p.parent != root / "plugins"}
+    assert found - {"codi_kit_plugins."} <= listed, sorted(found - listed)
