@@ -13,7 +13,7 @@ from rich.table import Table
 from codi_kit import plugins
 from codi_kit.config import build_config
 from codi_kit.errors import CodiKitError
-from codi_kit.progress import say, set_quiet
+from codi_kit.progress import say, set_quiet, warn
 
 stdout = Console()
 
@@ -257,6 +257,54 @@ def list_plugins(as_json):
     for r in found:
         table.add_row(r.kind, r.name, r.plugin, r.distribution, r.version)
     stdout.print(table)
+
+
+@main.command("import", help="Import a dataset another tool wrote (FORMAT: offpymarl) as a codi-kit .npz for --dataset.")
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl"]))
+@click.argument("path", type=click.Path())
+@click.option("--env", required=True, help="The env plugin the data comes from (its spec is checked against the data).")
+@click.option("--set", "overrides", multiple=True, metavar="env.KEY=VALUE", help="An env setting, e.g. env.agents=4.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .npz to write (metadata beside it).")
+def import_command(format_name, path, env, overrides, out):
+    import attrs
+
+    from codi_kit.dataset import Dataset, check_import
+    from codi_kit.formats import IMPORTERS
+
+    dataset = IMPORTERS[format_name](path)
+    config = build_config("quick", None, overrides, env={"name": env})
+    registration = plugins.lookup("env", env)
+    settings = plugins.config_of(registration, {k: v for k, v in config["env"].items() if k != "name"})
+    adapter = plugins.configure(registration, settings)
+    spec = adapter.spec
+    adapter.close()
+    if (dataset.agents, dataset.obs.shape[3]) != (spec.agents, spec.obs_dim):
+        raise CodiKitError(f"{path}: obs has {dataset.agents} agents x {dataset.obs.shape[3]} features, but env "
+                           f"'{env}' has {spec.agents} x {spec.obs_dim} (set its size with --set env.agents=N)")
+    dataset.meta.update({"env": env, "env_settings": settings, "spec": attrs.asdict(spec)})
+    check_import(dataset, out)
+    written = dataset.save(out)
+    Dataset.load(written)  # what was written must read back
+    summary = dataset.summary()
+    say(f"wrote {written}: {summary['episodes']} episodes from {format_name} {path}, mean team return "
+        f"{summary['return_mean']:.3f}")
+    if dataset.expert_mask is None:
+        warn(f"{path}: no expert mask in this data, so privileged labels (--labeler privileged, CODI w Pri.) are "
+             "unavailable for it; the other labelers work")
+
+
+@main.command("export", help="Write datasets (e.g. a run's original + generated) in another tool's format.")
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl"]))
+@click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write.")
+def export_command(format_name, datasets, out):
+    from codi_kit.dataset import Dataset
+    from codi_kit.formats import EXPORTERS
+
+    merged = Dataset.merge(*(Dataset.load(d) for d in datasets))
+    spec = merged.meta.get("spec") or {}
+    written = EXPORTERS[format_name](merged, out, actions=spec.get("actions"))
+    say(f"wrote {written}: {merged.episodes} episodes ({', '.join(merged.meta.get('sources', []))}) as {format_name}")
 
 
 @main.command("dataset", help="Validate a dataset file and print its summary statistics.")
