@@ -66,6 +66,19 @@ class Dataset:
         """[E,T] bool, True on real (non-padding) steps."""
         return np.arange(self.padded_length)[None, :] < self.lengths[:, None]
 
+    def clear_padding(self) -> Dataset:
+        """The padding convention, in place: every per-step field zero past each episode's length,
+        and action 0 the only available action there (so masks stay consistent)."""
+        padding = ~self.step_mask()
+        for name in ("obs", "actions", "rewards", "state"):
+            array = getattr(self, name)
+            if array is not None:
+                array[padding] = 0
+        if self.avail_actions is not None:
+            self.avail_actions[padding] = False
+            self.avail_actions[padding, :, 0] = True
+        return self
+
     def returns(self) -> np.ndarray:
         """[E] undiscounted team return of each episode."""
         return (self.rewards * self.step_mask()).sum(axis=1)

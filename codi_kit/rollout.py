@@ -57,9 +57,5 @@ def rollout(
                 rewards[rows, t] = np.where(running, step.reward, 0.0)
                 lengths[rows] += running
             bar.advance(count)
-    valid = np.arange(limit)[None, :] < lengths[:, None]
-    actions *= valid[..., None]
-    avail[~valid] = False
-    avail[~valid, :, 0] = True  # padding steps: action 0 "available" so the mask stays consistent
     return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=lengths, avail_actions=avail,
-                   state=state, meta={"env": spec.name})
+                   state=state, meta={"env": spec.name}).clear_padding()

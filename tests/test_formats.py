@@ -65,10 +65,7 @@ def test_offpymarl_folder_imports_with_lengths_from_termination(tmp_path, runner
 def test_export_to_offpymarl_and_back_is_identical(tmp_path, runner, cn_dataset):
     original = cn_dataset.select(np.arange(20))
     original.lengths[:5] = [25, 3, 11, 1, 24]  # episodes of different lengths, padding zeroed
-    padding = ~original.step_mask()
-    original.obs[padding], original.actions[padding], original.rewards[padding] = 0, 0, 0
-    original.avail_actions[padding] = False
-    original.avail_actions[padding, :, 0] = True
+    original.clear_padding()
     original.provenance[:3] = "generated:codi"
     source = original.save(tmp_path / "data.npz")
     result = runner.invoke(main, ["export", "offpymarl", str(source), "--out", str(tmp_path / "h5")])

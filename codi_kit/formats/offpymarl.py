@@ -99,14 +99,7 @@ def read(path: str | Path) -> Dataset:
             fields["avail_actions"] = arrays["avail_actions"][:, :length] > 0
         if "state" in arrays:
             fields["state"] = arrays["state"][:, :length].reshape(len(lengths), length, -1).astype(np.float32)
-        valid = np.arange(length)[None] < lengths[:, None]
-        for name in ("obs", "actions", "rewards", "state"):
-            if name in fields:
-                fields[name][~valid] = 0
-        if "avail_actions" in fields:
-            fields["avail_actions"][~valid] = False
-            fields["avail_actions"][~valid, :, 0] = True  # padding: action 0, as collected data has it
-        parts.append(Dataset(**fields))
+        parts.append(Dataset(**fields).clear_padding())
     dataset = Dataset.merge(*parts) if len(parts) > 1 else parts[0]
     sidecar = (path if path.is_dir() else path.parent) / SIDECAR
     extra = json.loads(sidecar.read_text()) if sidecar.exists() else {}
