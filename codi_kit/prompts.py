@@ -5,6 +5,9 @@ import json
 import re
 import string
 from pathlib import Path
+from typing import Callable
+
+import attrs
 
 from codi_kit.errors import CodiKitError
 
@@ -26,6 +29,22 @@ def load_template(path: str, default: str) -> str:
     if "{timelines}" not in text:
         raise CodiKitError(f"{file}: the template must contain {{timelines}}")
     return text
+
+
+@attrs.frozen
+class TemplateConfig:
+    """The setting every timeline text converter has."""
+
+    template: str = ""  # path of a template file replacing the built-in one ({timelines} required)
+
+
+def agent_timelines(agents: int, horizon: int, line: Callable[[int, int], str]) -> str:
+    """Per agent, its name then one line per step: ``line(t, i)`` after ``t={t}: ``."""
+    lines = []
+    for i in range(agents):
+        lines.append(f"{answer_text(i)}:")
+        lines += [f"t={t}: {line(t, i)}" for t in range(horizon)]
+    return "\n".join(lines)
 
 
 def render(template: str, agents: int, horizon: int, timelines: str) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import attrs
 import numpy as np
 
-from codi_kit.prompts import answer_text, load_template, render
+from codi_kit.prompts import TemplateConfig, agent_timelines, load_template, render
 from codi_kit_plugins.envs.combat import ActionLayout, Battle
 
 COMBAT_TEMPLATE = """You are judging a cooperative multi-agent battle. {agents} allied units fight a team \
@@ -24,17 +23,12 @@ Which agent performs best in this segment? Choose one of {agent_list}. \
 End your answer with a line of the form "Best agent: Agent <number>"."""
 
 
-@attrs.frozen
-class CombatTextConfig:
-    template: str = ""  # path of a template file replacing the built-in one ({timelines} required)
-
-
 class CombatText:
     """Built for one battle env: ``parse`` reads its observations, ``layout`` names its actions."""
 
-    Config = CombatTextConfig
+    Config = TemplateConfig
 
-    def __init__(self, config: CombatTextConfig, parse: Callable[[np.ndarray], Battle], layout: ActionLayout):
+    def __init__(self, config: TemplateConfig, parse: Callable[[np.ndarray], Battle], layout: ActionLayout):
         self.template = load_template(config.template, COMBAT_TEMPLATE)
         self.parse, self.layout = parse, layout
 
@@ -43,14 +37,12 @@ class CombatText:
         battle = self.parse(obs)  # fields [H, N, ...]
         nearest = battle.nearest_enemy()
         seen = battle.enemies_alive_seen()
-        lines = []
-        for i in range(agents):
-            lines.append(f"{answer_text(i)}:")
-            for t in range(horizon):
-                if battle.health[t, i] <= 0:
-                    lines.append(f"t={t}: dead")
-                    continue
-                distance = f"{nearest[t, i]:.1f}" if np.isfinite(nearest[t, i]) else "none in sight"
-                lines.append(f"t={t}: health={battle.health[t, i]:.2f}; nearest enemy distance={distance}; "
-                             f"action={self.layout.describe(int(actions[t, i]))}; enemies seen={seen[t, i]}")
-        return render(self.template, agents, horizon, "\n".join(lines))
+
+        def line(t, i):
+            if battle.health[t, i] <= 0:
+                return "dead"
+            distance = f"{nearest[t, i]:.1f}" if np.isfinite(nearest[t, i]) else "none in sight"
+            return (f"health={battle.health[t, i]:.2f}; nearest enemy distance={distance}; "
+                    f"action={self.layout.describe(int(actions[t, i]))}; enemies seen={seen[t, i]}")
+
+        return render(self.template, agents, horizon, agent_timelines(agents, horizon, line))

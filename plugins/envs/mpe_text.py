@@ -1,10 +1,9 @@
 """Segment -> prompt for the MPE environments: per-agent timelines as in the paper's case study."""
 from __future__ import annotations
 
-import attrs
 import numpy as np
 
-from codi_kit.prompts import answer_text, load_template, render
+from codi_kit.prompts import TemplateConfig, agent_timelines, load_template, render
 from codi_kit_plugins.envs.mpe_cn import geometry
 
 ACTIONS = ["no-op", "move left", "move right", "move down", "move up"]
@@ -35,15 +34,10 @@ Which predator performs best in this segment? Choose one of {agent_list}. \
 End your answer with a line of the form "Best agent: Agent <number>"."""
 
 
-@attrs.frozen
-class TextConfig:
-    template: str = ""  # path of a template file replacing the built-in one ({timelines} required)
-
-
 class CooperativeNavigationText:
-    Config = TextConfig
+    Config = TemplateConfig
 
-    def __init__(self, config: TextConfig):
+    def __init__(self, config: TemplateConfig):
         self.template = load_template(config.template, CN_TEMPLATE)
 
     def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
@@ -51,18 +45,16 @@ class CooperativeNavigationText:
         _, _, landmarks = geometry(obs, agents)  # [H,N,L,2]
         distances = np.linalg.norm(landmarks, axis=-1)
         nearest = distances.argmin(-1)
-        lines = []
-        for i in range(agents):
-            lines.append(f"{answer_text(i)}:")
-            lines += [f"t={t}: action={ACTIONS[actions[t, i]]}; nearest landmark id={nearest[t, i] + 1}; "
-                      f"distance to nearest landmark={distances[t, i, nearest[t, i]]:.3f}" for t in range(horizon)]
-        return render(self.template, agents, horizon, "\n".join(lines))
+        timelines = agent_timelines(agents, horizon, lambda t, i: (
+            f"action={ACTIONS[actions[t, i]]}; nearest landmark id={nearest[t, i] + 1}; "
+            f"distance to nearest landmark={distances[t, i, nearest[t, i]]:.3f}"))
+        return render(self.template, agents, horizon, timelines)
 
 
 class WorldText:
-    Config = TextConfig
+    Config = TemplateConfig
 
-    def __init__(self, config: TextConfig):
+    def __init__(self, config: TemplateConfig):
         from codi_kit_plugins.envs.mpe_world import Layout, World
 
         defaults = World.Config()
@@ -72,10 +64,9 @@ class WorldText:
     def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
         horizon, agents = actions.shape
         distances = np.linalg.norm(obs[..., self.layout.prey], axis=-1)
-        lines = []
-        for i in range(agents):
-            lines.append(f"{answer_text(i)}:")
-            for t in range(horizon):
-                seen = "prey hidden" if distances[t, i] < 1e-9 else f"distance to prey={distances[t, i]:.3f}"
-                lines.append(f"t={t}: action={ACTIONS[actions[t, i]]}; {seen}")
-        return render(self.template, agents, horizon, "\n".join(lines))
+
+        def line(t, i):
+            seen = "prey hidden" if distances[t, i] < 1e-9 else f"distance to prey={distances[t, i]:.3f}"
+            return f"action={ACTIONS[actions[t, i]]}; {seen}"
+
+        return render(self.template, agents, horizon, agent_timelines(agents, horizon, line))
