@@ -14,14 +14,13 @@ import numpy as np
 @attrs.frozen
 class ActionLayout:
     """``moves``: the action index of each unit direction in ``directions`` (up, right, down,
-    left); ``stop``; ``attack``: the index of "attack enemy 0" (enemy j is ``attack + j``);
-    ``no_op``: the action of a dead unit when it differs from stop (SMACv2's 0), else None."""
+    left); ``stop``; ``attack``: the index of "attack enemy 0" (enemy j is ``attack + j``).
+    Any other action (SMACv2's no-op of a dead unit) is described as a no-op."""
 
     moves: tuple
     stop: int
     attack: int
     enemies: int
-    no_op: int | None = None
     directions = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, -1.0], [-1.0, 0.0]], np.float32)
     names = ("move up", "move right", "move down", "move left")
 

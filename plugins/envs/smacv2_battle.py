@@ -12,13 +12,13 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from codi_kit.env import EnvAdapter, EnvSpec, Transition
+from codi_kit.env import EnvSpec, Transition
 from codi_kit.errors import CodiKitError
-from codi_kit_plugins.envs.combat import ActionLayout, Battle, combat_scores
-from codi_kit_plugins.envs.combat_expert import FocusFire
+from codi_kit_plugins.envs.battle_adapter import BattleAdapter
+from codi_kit_plugins.envs.combat import ActionLayout, Battle
 
 # SMAC's actions: 0 no-op (dead units only), 1 stop, 2-5 move north, south, east, west, 6 + j attack enemy j
-LAYOUT_MOVES, STOP, ATTACK, NO_OP = (2, 4, 3, 5), 1, 6, 0  # moves in combat.ActionLayout's order: up, right, down, left
+LAYOUT_MOVES, STOP, ATTACK = (2, 4, 3, 5), 1, 6  # moves in combat.ActionLayout's order: up, right, down, left
 REWARD_SCALE_RATE = 20.0  # StarCraft2Env's default: a won episode's returns sum to this
 SIGHT = 9.0  # StarCraft2Env.unit_sight_range without unit ranges; observed offsets are divided by it
 
@@ -41,7 +41,7 @@ def import_smacv2(name: str):
     return StarCraft2Env, StarCraftCapabilityEnvWrapper
 
 
-class Smacv2Battle(EnvAdapter):
+class Smacv2Battle(BattleAdapter):
     NAME = "smacv2/3m"
 
     @attrs.frozen
@@ -58,7 +58,7 @@ class Smacv2Battle(EnvAdapter):
         info = probe.get_env_info()
         self.names = list(probe.get_obs_feature_names())
         self.agents, self.enemies = int(info["n_agents"]), int(probe.n_enemies)
-        self.layout = ActionLayout(moves=LAYOUT_MOVES, stop=STOP, attack=ATTACK, enemies=self.enemies, no_op=NO_OP)
+        self.layout = ActionLayout(moves=LAYOUT_MOVES, stop=STOP, attack=ATTACK, enemies=self.enemies)
         self.columns = self._columns()
         self.spec = EnvSpec(name=self.NAME, agents=self.agents, obs_dim=int(info["obs_shape"]),
                             actions=int(info["n_actions"]), episode_limit=min(int(info["episode_limit"]), config.episode_limit),
@@ -124,17 +124,10 @@ class Smacv2Battle(EnvAdapter):
         return Battle(health=obs[..., c["own_health"]], enemy_health=obs[..., c["health"]], enemy_offset=offset,
                       enemy_in_range=obs[..., c["shootable"]] > 0, position=obs[..., c["position"]])
 
-    def expert_policy(self):
-        return FocusFire(self.parse, self.layout)
-
     def win_rate(self, returns):
         """SMAC's scaled reward (reward_scale_rate 20, reward_only_positive) sums to 20 exactly over a
         won battle (all damage, all kills and the win bonus) and to less over any other."""
         return float((np.asarray(returns) > REWARD_SCALE_RATE * (1 - 1e-3)).mean())
-
-    def rule_judge(self, obs, actions):
-        """The agent that most often fires at the weakest enemy in its range (``combat_scores``)."""
-        return int(combat_scores(self.parse(obs), actions, self.layout).argmax())
 
     def close(self):
         for game in self.games:
@@ -149,8 +142,7 @@ class Smacv2Zerg3v4(Smacv2Battle):
     NAME = "smacv2/zerg_3v4"
 
     @attrs.frozen
-    class Config:
-        copies: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    class Config(Smacv2Battle.Config):
         episode_limit: int = 80  # the authors' max_path_length for zerg 3v4 (exp_specs/smacv2/10gen_zerg)
 
     def game(self, seed: int):

@@ -13,10 +13,10 @@ import sys
 import attrs
 import numpy as np
 
-from codi_kit.env import EnvAdapter, EnvSpec, Transition
+from codi_kit.env import EnvSpec, Transition
 from codi_kit.errors import CodiKitError
-from codi_kit_plugins.envs.combat import ActionLayout, Battle, combat_scores
-from codi_kit_plugins.envs.combat_expert import FocusFire
+from codi_kit_plugins.envs.battle_adapter import BattleAdapter
+from codi_kit_plugins.envs.combat import ActionLayout, Battle
 
 MOVES = (0, 1, 2, 3)  # SMAX's discrete moves: up, right, down, left (after its 45-degree rotation)
 STOP, ATTACK = 4, 5  # then "attack enemy j" = 5 + j
@@ -52,7 +52,7 @@ def import_smax(name: str):
     return jax, smax
 
 
-class SmaxBattle(EnvAdapter):
+class SmaxBattle(BattleAdapter):
     NAME = "smax/3m"
 
     @attrs.frozen
@@ -145,17 +145,10 @@ class SmaxBattle(EnvAdapter):
         return Battle(health=own[..., 0], enemy_health=health, enemy_offset=offset, enemy_in_range=in_range,
                       position=own[..., 1:3])
 
-    def expert_policy(self):
-        return FocusFire(self.parse, self.layout)
-
     def win_rate(self, returns):
         """SMAX's team return is the share of the enemies' health destroyed (at most 1) plus 1 for a
         won battle, so a return above 1 is a win (a draw, both teams dead, gets no bonus)."""
         return float((np.asarray(returns) > 1.0 + 1e-4).mean())
-
-    def rule_judge(self, obs, actions):
-        """The agent that most often fires at the weakest enemy in its range (``combat_scores``)."""
-        return int(combat_scores(self.parse(obs), actions, self.layout).argmax())
 
     def close(self):
         self.state = None
@@ -170,9 +163,8 @@ class SmaxZerg3v4(SmaxBattle):
     NAME = "smax/zerg_3v4"
 
     @attrs.frozen
-    class Config:
+    class Config(SmaxBattle.Config):
         episode_limit: int = 80  # the authors' max_path_length for zerg 3v4 (exp_specs/smacv2/10gen_zerg)
-        enemy_attack: str = attrs.field(default="closest", validator=attrs.validators.in_(("closest", "random")))
 
     def scenario(self, smax):
         jnp = self.jax.numpy
