@@ -38,3 +38,34 @@ def test_missing_model_folder_is_a_clear_error(cn_dataset, cn_env, tmp_path):
     context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
     with pytest.raises(CodiKitError, match="labeler 'hf': cannot load model"):
         teacher.answer(LabelRequest(cn_dataset, cn_dataset.segment_index(8)[:1], 8, context, converter))
+
+
+def full_pass_scores(model, contexts, candidates):
+    """The definition: each prompt + answer run alone, from scratch, its answer tokens' log-probabilities summed."""
+    scores = np.zeros((len(contexts), len(candidates)))
+    with torch.no_grad():
+        for r, context in enumerate(contexts):
+            for c, candidate in enumerate(candidates):
+                ids = torch.tensor([context + candidate])
+                log_probabilities = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
+                scores[r, c] = sum(float(log_probabilities[len(context) + k - 1, token]) for k, token in enumerate(candidate))
+    return scores
+
+
+@pytest.mark.parametrize("candidates", [[[5, 9], [5, 11], [5, 12]], [[5, 9], [5, 9, 3], [7, 2, 2, 4]]],
+                         ids=["one-token-tails", "ragged-tails"])
+def test_prefix_cached_scores_equal_one_full_pass_per_answer(tiny_model, candidates):
+    from transformers import AutoModelForCausalLM
+
+    from codi_kit.candidate_scoring import CandidateScorer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    rng = np.random.default_rng(0)
+    vocabulary = model.config.vocab_size
+    shared = rng.integers(3, vocabulary, 12).tolist()  # a common start, then prompts of different lengths
+    contexts = [shared + rng.integers(3, vocabulary, int(n)).tolist() for n in (1, 7, 3, 15, 4)]
+    contexts.append(shared[:5] + [(shared[5] + 1) % vocabulary, 18])
+    scores, stats = CandidateScorer(model, torch.device("cpu"), 1, batch_size=3).score(contexts, candidates)
+    np.testing.assert_allclose(scores, full_pass_scores(model, contexts, candidates), atol=2e-4)
+    full_pass_tokens = sum(len(c) + len(a) for c in contexts for a in candidates)
+    assert stats.shared_prefix == 5 and stats.tokens_run < full_pass_tokens / 2
