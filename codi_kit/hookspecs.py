@@ -35,7 +35,9 @@ def register_text_converters(register: Register) -> None:
 
     ``register("mpe/cn", CooperativeNavigationText)``: the class has ``Config`` and a method
     ``prompt(obs, actions) -> str`` turning one segment (``obs [H,N,O]``, ``actions [H,N]``) into
-    the prompt ``[description, per-agent timelines, instruction]``. The name must equal the
+    the prompt ``[description, per-agent timelines, instruction]``. Optionally also
+    ``compact_prompt(obs, actions) -> str``: a short per-agent summary for small local models (the
+    ``hf`` teacher's default; without it that teacher reads ``prompt``). The name must equal the
     environment's registered name, which is how the label stage finds it.
     """
 

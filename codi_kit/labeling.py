@@ -12,6 +12,7 @@ from codi_kit.atomic import write_json
 from codi_kit.context import NoSettings, StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError
+from codi_kit.progress import warn
 from codi_kit.student import QualityStudent, StudentConfig, distill, soft_labels
 
 
@@ -23,14 +24,23 @@ class LabelRequest:
     context: StageContext
     text_converter: object | None = None  # the env's converter, for teachers that read text
 
-    def prompts(self) -> list[str]:
-        """One prompt per asked segment, from the environment's text converter."""
+    def prompts(self, style: str = "timeline") -> list[str]:
+        """One prompt per asked segment, from the environment's text converter: its ``prompt``
+        (the paper's per-step timelines) or, for ``style="compact"``, its ``compact_prompt``
+        when it has one (a short per-agent summary for small local models)."""
         if self.text_converter is None:
             raise CodiKitError(f"env '{self.context.env.spec.name}' has no text converter; a plugin must register "
                                "one under the env's name with register_text_converters")
+        write = self.text_converter.prompt
+        if style == "compact":
+            write = getattr(self.text_converter, "compact_prompt", None)
+            if write is None:
+                warn(f"the text converter of '{self.context.env.spec.name}' has no compact_prompt; the teacher "
+                     "reads its full prompt")
+                write = self.text_converter.prompt
         obs = self.dataset.segments("obs", self.segments, self.horizon)
         actions = self.dataset.segments("actions", self.segments, self.horizon)
-        return [self.text_converter.prompt(o, a) for o, a in zip(obs, actions)]
+        return [write(o, a) for o, a in zip(obs, actions)]
 
 
 @attrs.frozen

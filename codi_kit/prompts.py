@@ -36,6 +36,7 @@ class TemplateConfig:
     """The setting every timeline text converter has."""
 
     template: str = ""  # path of a template file replacing the built-in one ({timelines} required)
+    compact_template: str = ""  # the same for the compact prompt small local models read
 
 
 def agent_timelines(agents: int, horizon: int, line: Callable[[int, int], str]) -> str:

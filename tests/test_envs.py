@@ -44,6 +44,30 @@ def test_cn_rule_judge_finds_the_expert_more_often_than_chance(cn_dataset, cn_en
     assert (judged == truth).mean() > 0.6
 
 
+def test_cn_compact_prompt_summarises_the_timeline_prompt(cn_dataset):
+    """Each agent's compact line is its timeline's first and last nearest-landmark distance, and the
+    expert (who heads straight to a landmark) closes in more than the others on most segments."""
+    import re
+
+    converter = plugins.configure(plugins.lookup("text_converter", "mpe/cn"), {})
+    index = cn_dataset.segment_index(8)[::11]
+    closes_most = []
+    for (episode, start), obs, actions in zip(index, cn_dataset.segments("obs", index, 8),
+                                              cn_dataset.segments("actions", index, 8)):
+        timeline, compact = converter.prompt(obs, actions), converter.compact_prompt(obs, actions)
+        assert len(compact) < len(timeline) / 3
+        distances = [float(d) for d in re.findall(r"distance to nearest landmark=([\d.]+)", timeline)]
+        summary = re.findall(r"Agent (\d): ([\d.]+) -> ([\d.]+) \(([+-][\d.]+)\)", compact)
+        assert [int(a) for a, *_ in summary] == [1, 2, 3]
+        for i, (_, first, last, change) in enumerate(summary):
+            assert float(first) == pytest.approx(distances[8 * i], abs=0.006)
+            assert float(last) == pytest.approx(distances[8 * i + 7], abs=0.006)
+            assert float(change) == pytest.approx(float(last) - float(first), abs=0.011)
+        changes = [float(change) for *_, change in summary]
+        closes_most.append(int(np.argmin(changes)) == cn_dataset.expert_mask[episode].argmax())
+    assert np.mean(closes_most) > 0.5  # chance: 1/3
+
+
 def test_available_actions_and_transition_shapes(cn_env):
     step = cn_env.reset([1, 2, 3, 4])
     assert step.obs.shape == (4, 3, 18) and step.avail.shape == (4, 3, 5) and step.avail.all()

@@ -1,5 +1,6 @@
 """StarCraft-style battles: SMAX run for real (JaxMARL, on the CPU), SMACv2 against a fake of its API."""
 import json
+import re
 import sys
 
 import numpy as np
@@ -13,6 +14,7 @@ from codi_kit.dataset import Dataset
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import RandomPolicy
 from codi_kit.progress import set_quiet
+from codi_kit_plugins.envs.combat import combat_scores
 
 TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
         "--set", "learner.steps=20", "--set", "student.steps=20"]
@@ -78,6 +80,13 @@ def test_combat_text_describes_every_agent(smax_3m):
     prompt = converter.prompt(data.obs[0, :data.lengths[0]], data.actions[0, :data.lengths[0]])
     assert all(f"Agent {i}:" in prompt for i in (1, 2, 3)) and "health=" in prompt
     assert "attack enemy" in prompt and "Best agent: Agent <number>" in prompt
+    # the compact prompt counts, per agent, the focused shots the rule judge scores
+    data = collect(smax_3m, "imbalanced", 6, 0)
+    obs, actions = data.obs[0, :8], data.actions[0, :8]
+    compact = converter.compact_prompt(obs, actions)
+    focused = [int(n) for n in re.findall(r"shots at the weakest enemy in range (\d+)", compact)]
+    assert len(focused) == 3 and len(compact) < len(converter.prompt(obs, actions)) / 2
+    assert focused == np.floor(combat_scores(converter.parse(obs), actions, converter.layout)).astype(int).tolist()
 
 
 def test_generated_smax_data_takes_only_available_actions(tmp_path, runner):

@@ -81,9 +81,15 @@ def combat_scores(battle: Battle, actions: np.ndarray, layout: ActionLayout) -> 
     points the other way (0.01 with end health added): SMAX's enemies shoot the closest unit,
     which is the expert charging in while the random agents linger out of range; in segments after
     the expert died nobody can tell it was the expert."""
+    focused, hits = shots(battle, actions, layout)
+    return focused.sum(0) + 0.01 * hits.sum(0)
+
+
+def shots(battle: Battle, actions: np.ndarray, layout: ActionLayout) -> tuple[np.ndarray, np.ndarray]:
+    """([H, N] fired at the weakest enemy in range, [H, N] fired at any enemy in range)."""
     target = layout.attack_target(actions)  # [H, N]
     chosen = np.maximum(target, 0)[..., None]
     hits = np.take_along_axis(battle.enemy_in_range, chosen, -1)[..., 0] & (target >= 0)
     weakest = np.where(battle.enemy_in_range, battle.enemy_health, np.inf).min(-1)
     focused = hits & (np.take_along_axis(battle.enemy_health, chosen, -1)[..., 0] <= weakest)
-    return focused.sum(0) + 0.01 * hits.sum(0)
+    return focused, hits

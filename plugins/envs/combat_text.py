@@ -6,8 +6,8 @@ from typing import Callable
 
 import numpy as np
 
-from codi_kit.prompts import TemplateConfig, agent_timelines, load_template, render
-from codi_kit_plugins.envs.combat import ActionLayout, Battle
+from codi_kit.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
+from codi_kit_plugins.envs.combat import ActionLayout, Battle, shots
 
 COMBAT_TEMPLATE = """You are judging a cooperative multi-agent battle. {agents} allied units fight a team \
 of enemy units; the team wins by destroying every enemy. A good unit closes in on the enemy, \
@@ -22,6 +22,16 @@ the nearest enemy it sees, its action, and how many enemies it sees.
 Which agent performs best in this segment? Choose one of {agent_list}. \
 End your answer with a line of the form "Best agent: Agent <number>"."""
 
+# For small local models (the hf teacher's default): one line per agent with what the rule judge
+# counts (shots at the weakest enemy in range, shots in range) and its health at both ends.
+COMBAT_COMPACT_TEMPLATE = """Battle: {agents} allied units fight enemy units. A good unit fires at the weakest enemy \
+in its range at every step it can; a poor unit wanders or fires at random.
+
+What each agent did over {horizon} steps:
+{timelines}
+
+Which agent performs best? Answer with one of {agent_list}."""
+
 
 class CombatText:
     """Built for one battle env: ``parse`` reads its observations, ``layout`` names its actions."""
@@ -30,6 +40,7 @@ class CombatText:
 
     def __init__(self, config: TemplateConfig, parse: Callable[[np.ndarray], Battle], layout: ActionLayout):
         self.template = load_template(config.template, COMBAT_TEMPLATE)
+        self.compact_template = load_template(config.compact_template, COMBAT_COMPACT_TEMPLATE)
         self.parse, self.layout = parse, layout
 
     def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
@@ -46,3 +57,12 @@ class CombatText:
                     f"action={self.layout.describe(int(actions[t, i]))}; enemies seen={seen[t, i]}")
 
         return render(self.template, agents, horizon, agent_timelines(agents, horizon, line))
+
+    def compact_prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
+        horizon, agents = actions.shape
+        battle = self.parse(obs)
+        focused, hits = shots(battle, actions, self.layout)
+        lines = [f"{answer_text(i)}: shots at the weakest enemy in range {focused[:, i].sum()}, shots in range "
+                 f"{hits[:, i].sum()}; health {battle.health[0, i]:.2f} -> {battle.health[-1, i]:.2f}"
+                 for i in range(agents)]
+        return render(self.compact_template, agents, horizon, "\n".join(lines))

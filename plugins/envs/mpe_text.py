@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codi_kit.prompts import TemplateConfig, agent_timelines, load_template, render
+from codi_kit.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
 from codi_kit_plugins.envs.mpe_cn import geometry
 
 ACTIONS = ["no-op", "move left", "move right", "move down", "move up"]
@@ -33,22 +33,63 @@ to the prey (or that the prey is hidden from it).
 Which predator performs best in this segment? Choose one of {agent_list}. \
 End your answer with a line of the form "Best agent: Agent <number>"."""
 
+# Compact variants for small local models (the hf teacher's default): one line per agent, the
+# quantity the task rewards at the segment's first and last step and its change; the paper's
+# per-step timelines are ~8x longer and, measured with SmolLM2-135M, label no better (README).
+CN_COMPACT_TEMPLATE = """Cooperative Navigation: {agents} agents must cover {agents} landmarks, one agent on each. \
+A good agent moves straight to a landmark and ends on it; a poor agent wanders and stays far away.
+
+Distance of each agent to its nearest landmark over {horizon} steps (first -> last, change):
+{timelines}
+
+Which agent performs best? Answer with one of {agent_list}."""
+
+WORLD_COMPACT_TEMPLATE = """Predator-prey: {agents} predators chase one prey. A good predator closes in on the \
+prey and catches it; a poor predator wanders and stays far away.
+
+Distance of each predator to the prey over {horizon} steps (first -> last, change; hidden = in a forest):
+{timelines}
+
+Which predator performs best? Answer with one of {agent_list}."""
+
+
+def summary_lines(first: np.ndarray, last: np.ndarray) -> str:
+    """``Agent i: first -> last (change)`` per agent; ``hidden`` where a distance is NaN."""
+    def shown(value):
+        return "hidden" if np.isnan(value) else f"{value:.2f}"
+
+    lines = []
+    for i, (a, b) in enumerate(zip(first, last)):
+        change = "" if np.isnan(a) or np.isnan(b) else f" ({b - a:+.2f})"
+        lines.append(f"{answer_text(i)}: {shown(a)} -> {shown(b)}{change}")
+    return "\n".join(lines)
+
 
 class CooperativeNavigationText:
     Config = TemplateConfig
 
     def __init__(self, config: TemplateConfig):
         self.template = load_template(config.template, CN_TEMPLATE)
+        self.compact_template = load_template(config.compact_template, CN_COMPACT_TEMPLATE)
+
+    @staticmethod
+    def _distances(obs: np.ndarray, agents: int) -> np.ndarray:
+        _, _, landmarks = geometry(obs, agents)  # [H,N,L,2]
+        return np.linalg.norm(landmarks, axis=-1)
 
     def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
         horizon, agents = actions.shape
-        _, _, landmarks = geometry(obs, agents)  # [H,N,L,2]
-        distances = np.linalg.norm(landmarks, axis=-1)
+        distances = self._distances(obs, agents)
         nearest = distances.argmin(-1)
         timelines = agent_timelines(agents, horizon, lambda t, i: (
             f"action={ACTIONS[actions[t, i]]}; nearest landmark id={nearest[t, i] + 1}; "
             f"distance to nearest landmark={distances[t, i, nearest[t, i]]:.3f}"))
         return render(self.template, agents, horizon, timelines)
+
+    def compact_prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
+        horizon, agents = actions.shape
+        nearest = self._distances(obs, agents).min(-1)  # [H, N]
+        return render(self.compact_template, agents, horizon, summary_lines(nearest[0], nearest[-1]))
 
 
 class WorldText:
@@ -60,6 +101,7 @@ class WorldText:
         defaults = World.Config()
         self.layout = Layout(defaults.obstacles, defaults.food, defaults.forests)
         self.template = load_template(config.template, WORLD_TEMPLATE)
+        self.compact_template = load_template(config.compact_template, WORLD_COMPACT_TEMPLATE)
 
     def prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
         horizon, agents = actions.shape
@@ -70,3 +112,9 @@ class WorldText:
             return f"action={ACTIONS[actions[t, i]]}; {seen}"
 
         return render(self.template, agents, horizon, agent_timelines(agents, horizon, line))
+
+    def compact_prompt(self, obs: np.ndarray, actions: np.ndarray) -> str:
+        horizon, agents = actions.shape
+        distances = np.linalg.norm(obs[..., self.layout.prey], axis=-1)  # 0 where the prey is hidden
+        distances = np.where(distances < 1e-9, np.nan, distances)
+        return render(self.compact_template, agents, horizon, summary_lines(distances[0], distances[-1]))
