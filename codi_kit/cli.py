@@ -259,8 +259,9 @@ def list_plugins(as_json):
     stdout.print(table)
 
 
-@main.command("import", help="Import a dataset another tool wrote (FORMAT: offpymarl) as a codi-kit .npz for --dataset.")
-@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl"]))
+@main.command("import", help="Import a dataset another tool wrote (FORMAT: offpymarl, madiff, og-marl) as a codi-kit "
+                             ".npz for --dataset.")
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl", "madiff", "og-marl"]))
 @click.argument("path", type=click.Path())
 @click.option("--env", required=True, help="The env plugin the data comes from (its spec is checked against the data).")
 @click.option("--set", "overrides", multiple=True, metavar="env.KEY=VALUE", help="An env setting, e.g. env.agents=4.")
@@ -271,13 +272,13 @@ def import_command(format_name, path, env, overrides, out):
     from codi_kit.dataset import Dataset, check_import
     from codi_kit.formats import IMPORTERS
 
-    dataset = IMPORTERS[format_name](path)
     config = build_config("quick", None, overrides, env={"name": env})
     registration = plugins.lookup("env", env)
     settings = plugins.config_of(registration, {k: v for k, v in config["env"].items() if k != "name"})
     adapter = plugins.configure(registration, settings)
     spec = adapter.spec
     adapter.close()
+    dataset = IMPORTERS[format_name](path, spec)
     if (dataset.agents, dataset.obs.shape[3]) != (spec.agents, spec.obs_dim):
         raise CodiKitError(f"{path}: obs has {dataset.agents} agents x {dataset.obs.shape[3]} features, but env "
                            f"'{env}' has {spec.agents} x {spec.obs_dim} (set its size with --set env.agents=N)")

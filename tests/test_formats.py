@@ -86,3 +86,126 @@ def test_bad_offpymarl_file_is_one_line_naming_the_field(tmp_path, runner):
                                   "--out", str(tmp_path / "x.npz")])
     assert result.exit_code == 2 and "reward" in result.output and "bad.h5" in result.output
     assert not (tmp_path / "x.npz").exists()
+
+
+# The original MPE (OMAR's and MADiff's data) reads a 5-vector action as the force
+# (a[1] - a[2], a[3] - a[4]): index 1 pushes right, 2 left, 3 up, 4 down. Our discrete order is
+# PettingZoo's: 0 no-op, 1 left, 2 right, 3 down, 4 up.
+OURS_TO_MPE_VECTOR_INDEX = np.array([0, 2, 1, 4, 3])
+
+
+def madiff_seed_folder(folder, dataset):
+    """``dataset``'s episodes as MADiff's sequence_dataset reads them: per-agent streams of one-hot
+    MPE action vectors, the team reward split over agents, every agent done at an episode's last step."""
+    folder.mkdir(parents=True)
+    valid = dataset.step_mask()
+    for i in range(dataset.agents):
+        np.save(folder / f"obs_{i}.npy", dataset.obs[:, :, i][valid])
+        np.save(folder / f"acs_{i}.npy", np.eye(5, dtype=np.float32)[OURS_TO_MPE_VECTOR_INDEX[dataset.actions[:, :, i]]][valid])
+        np.save(folder / f"rews_{i}.npy", (dataset.rewards / dataset.agents)[valid])
+        done = np.zeros(valid.shape, bool)
+        done[np.arange(dataset.episodes), dataset.lengths - 1] = True
+        np.save(folder / f"dones_{i}.npy", done[valid])
+
+
+def test_madiff_folders_import_with_mpe_action_vectors_mapped(tmp_path, runner, cn_dataset):
+    original = cn_dataset.select(np.arange(12))
+    original.lengths[:3] = [25, 9, 17]  # ended early: every agent done before the 25-step limit
+    original.clear_padding()
+    madiff_seed_folder(tmp_path / "simple_spread" / "expert" / "seed_0_data", original.select(np.arange(6)))
+    madiff_seed_folder(tmp_path / "simple_spread" / "expert" / "seed_1_data", original.select(np.arange(6, 12)))
+    out = tmp_path / "imported.npz"
+    result = runner.invoke(main, ["import", "madiff", str(tmp_path / "simple_spread" / "expert"), "--env", "mpe/cn",
+                                  "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = Dataset.load(out)
+    np.testing.assert_array_equal(data.lengths, original.lengths)
+    np.testing.assert_array_equal(data.actions, original.actions)
+    np.testing.assert_allclose(data.obs, original.obs)
+    np.testing.assert_allclose(data.returns(), original.returns(), rtol=1e-5)
+    assert data.meta["imported_from"]["folders"] == ["seed_0_data", "seed_1_data"]
+
+
+def test_madiff_continuous_actions_take_the_nearest_move(tmp_path, cn_env):
+    from codi_kit.formats import madiff
+
+    vectors = np.array([[0, 0.9, 0.1, 0, 0], [0, 0, 0.8, 0.1, 0], [0, 0.1, 0.05, 0.9, 0], [0, 0, 0, 0.1, 0.9],
+                        [0.5, 0.2, 0.1, 0.1, 0.2]], np.float32)  # right, left, up, down, a weak push: no-op
+    expected = [2, 1, 4, 3, 0]
+    folder = tmp_path / "seed_0_data"
+    folder.mkdir()
+    for i in range(3):
+        np.save(folder / f"obs_{i}.npy", np.zeros((5, 18), np.float32))
+        np.save(folder / f"acs_{i}.npy", vectors)
+        np.save(folder / f"rews_{i}.npy", np.zeros(5, np.float32))
+        np.save(folder / f"dones_{i}.npy", np.zeros(5, bool))
+    data = madiff.read(folder, cn_env.spec)
+    assert data.lengths.tolist() == [5]  # the stream ended before the limit: one short episode
+    assert data.actions[0, :, 0].tolist() == expected
+
+
+def og_marl_vault(rel_dir, dataset):
+    """``dataset`` as an OG-MARL vault, written with Flashbax the way OG-MARL records one: a trajectory
+    buffer holding one stream of transitions, every agent terminal at an episode's last step."""
+    import flashbax as fbx
+    import jax.numpy as jnp
+    from flashbax.vault import Vault
+
+    valid = dataset.step_mask()
+    terminal = np.zeros(valid.shape, bool)
+    terminal[np.arange(dataset.episodes), dataset.lengths - 1] = True
+    per_agent = np.repeat(valid[valid][:, None], dataset.agents, 1)
+    stream = {"observations": dataset.obs[valid], "actions": dataset.actions[valid].astype(np.int32),
+              "rewards": np.repeat((dataset.rewards / dataset.agents)[valid][:, None], dataset.agents, 1),
+              "terminals": np.repeat(terminal[valid][:, None], dataset.agents, 1).astype(np.float32),
+              "truncations": np.zeros_like(per_agent, np.float32),
+              "infos": {"legals": dataset.avail_actions[valid].astype(np.float32), "state": dataset.state[valid]}}
+    steps = len(stream["actions"])
+    buffer = fbx.make_trajectory_buffer(add_batch_size=1, max_length_time_axis=steps + 1, min_length_time_axis=1,
+                                        sample_batch_size=1, sample_sequence_length=1, period=1)
+    example = {k: ({kk: jnp.asarray(vv[0]) for kk, vv in v.items()} if k == "infos" else jnp.asarray(v[0]))
+               for k, v in stream.items()}
+    state = buffer.init(example)
+    batch = {k: ({kk: jnp.asarray(vv)[None] for kk, vv in v.items()} if k == "infos" else jnp.asarray(v)[None])
+             for k, v in stream.items()}
+    state = buffer.add(state, batch)
+    vault = Vault(vault_name="cn.vlt", experience_structure=state.experience, rel_dir=str(rel_dir), vault_uid="Good")
+    vault.write(state)
+    return rel_dir / "cn.vlt" / "Good"
+
+
+def test_og_marl_vault_imports_episodes_from_terminal_flags(tmp_path, runner, cn_dataset):
+    original = cn_dataset.select(np.arange(10))
+    original.lengths[:3] = [25, 4, 13]
+    original.clear_padding()
+    vault = og_marl_vault(tmp_path / "vaults", original)
+    out = tmp_path / "imported.npz"
+    result = runner.invoke(main, ["import", "og-marl", str(vault.parent), "--env", "mpe/cn", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = Dataset.load(out)
+    np.testing.assert_array_equal(data.lengths, original.lengths)
+    np.testing.assert_array_equal(data.actions, original.actions)
+    np.testing.assert_allclose(data.obs, original.obs)
+    np.testing.assert_allclose(data.state, original.state)
+    np.testing.assert_array_equal(data.avail_actions, original.avail_actions)
+    np.testing.assert_allclose(data.returns(), original.returns(), rtol=1e-5)
+
+
+def test_og_marl_without_flashbax_is_one_line_naming_the_extra(tmp_path, runner, monkeypatch):
+    import sys
+
+    (tmp_path / "x.vlt" / "Good").mkdir(parents=True)
+    (tmp_path / "x.vlt" / "Good" / "metadata.json").write_text("{}")
+    monkeypatch.setitem(sys.modules, "flashbax.vault", None)
+    result = runner.invoke(main, ["import", "og-marl", str(tmp_path / "x.vlt" / "Good"), "--env", "mpe/cn",
+                                  "--out", str(tmp_path / "x.npz")])
+    assert result.exit_code == 2 and "codi-kit[og-marl]" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_madiff_folder_missing_an_agent_stream_is_one_line_naming_the_file(tmp_path, runner, cn_dataset):
+    madiff_seed_folder(tmp_path / "seed_0_data", cn_dataset.select(np.arange(3)))
+    (tmp_path / "seed_0_data" / "rews_2.npy").unlink()
+    result = runner.invoke(main, ["import", "madiff", str(tmp_path / "seed_0_data"), "--env", "mpe/cn",
+                                  "--out", str(tmp_path / "x.npz")])
+    assert result.exit_code == 2 and "rews_2.npy" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "x.npz").exists()

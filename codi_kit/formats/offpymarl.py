@@ -80,8 +80,9 @@ def lengths_of(arrays: dict, file: Path) -> np.ndarray:
     return np.minimum(lengths, steps)
 
 
-def read(path: str | Path) -> Dataset:
-    """An OffPyMARL file or folder as a Dataset (padded to the longest episode)."""
+def read(path: str | Path, spec=None) -> Dataset:
+    """An OffPyMARL file or folder as a Dataset (padded to the longest episode); the files carry
+    their own sizes, so ``spec`` is not needed."""
     path = Path(path)
     files = files_of(path)
     parts = []
