@@ -69,3 +69,13 @@ def test_prefix_cached_scores_equal_one_full_pass_per_answer(tiny_model, candida
     np.testing.assert_allclose(scores, full_pass_scores(model, contexts, candidates), atol=2e-4)
     full_pass_tokens = sum(len(c) + len(a) for c in contexts for a in candidates)
     assert stats.shared_prefix == 5 and stats.tokens_run < full_pass_tokens / 2
+
+
+def test_a_prompt_over_the_token_limit_is_a_clear_error(tiny_model, cn_dataset, cn_env, tmp_path):
+    from codi_kit.errors import CodiKitError
+
+    converter = plugins.configure(plugins.lookup("text_converter", "mpe/cn"), {})
+    teacher = plugins.configure(plugins.lookup("labeler", "hf"), {"model": str(tiny_model), "max_prompt_tokens": 20})
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    with pytest.raises(CodiKitError, match=r"a prompt is \d+ tokens, over the limit of 20"):
+        teacher.answer(LabelRequest(cn_dataset, cn_dataset.segment_index(8)[:2], 8, context, converter))

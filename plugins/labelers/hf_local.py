@@ -1,6 +1,8 @@
 """A local causal language model as teacher (transformers): each candidate answer "Agent i" is
 scored by its log-likelihood after the prompt, so the teacher always names a valid agent and
-reports a confidence (the softmax of the scores). Works offline from a saved model folder."""
+reports a confidence (the softmax of the scores). The scoring runs every token once
+(``codi_kit.candidate_scoring``: shared prefix cached, answers continue each prompt's cache).
+Works offline from a saved model folder or a GGUF file."""
 from __future__ import annotations
 
 import time
