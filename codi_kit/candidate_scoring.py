@@ -114,10 +114,10 @@ class CandidateScorer:
         if prefix_cache is not None:
             cache = copy.deepcopy(prefix_cache)  # the forward pass appends to the cache it is given
             cache.batch_repeat_interleave(batch)
-        logits, cache = self._forward(ids.to(self.device), cache, keep=answer_common + 1, attention_mask=mask,
+        ids = ids.to(self.device)
+        logits, cache = self._forward(ids, cache, keep=answer_common + 1, attention_mask=mask,
                                       position_ids=positions, use_cache=True)
         log_probabilities = torch.log_softmax(logits.float(), -1)
-        ids = ids.to(self.device)
         # the answers' common start: the same for every answer, kept so scores equal full passes
         common = torch.zeros(batch, device=self.device)
         for k in range(answer_common):

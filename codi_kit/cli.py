@@ -13,6 +13,7 @@ from rich.table import Table
 from codi_kit import plugins
 from codi_kit.config import build_config
 from codi_kit.errors import CodiKitError
+from codi_kit.formats import EXPORTERS, IMPORTERS
 from codi_kit.progress import say, set_quiet, warn
 
 stdout = Console()
@@ -261,7 +262,7 @@ def list_plugins(as_json):
 
 @main.command("import", help="Import a dataset another tool wrote (FORMAT: offpymarl, madiff, og-marl) as a codi-kit "
                              ".npz for --dataset.")
-@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl", "madiff", "og-marl"]))
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(list(IMPORTERS)))
 @click.argument("path", type=click.Path())
 @click.option("--env", required=True, help="The env plugin the data comes from (its spec is checked against the data).")
 @click.option("--set", "overrides", multiple=True, metavar="env.KEY=VALUE", help="An env setting, e.g. env.agents=4.")
@@ -270,7 +271,6 @@ def import_command(format_name, path, env, overrides, out):
     import attrs
 
     from codi_kit.dataset import Dataset, check_import
-    from codi_kit.formats import IMPORTERS
 
     config = build_config("quick", None, overrides, env={"name": env})
     registration = plugins.lookup("env", env)
@@ -295,12 +295,11 @@ def import_command(format_name, path, env, overrides, out):
 
 
 @main.command("export", help="Write datasets (e.g. a run's original + generated) in another tool's format.")
-@click.argument("format_name", metavar="FORMAT", type=click.Choice(["offpymarl"]))
+@click.argument("format_name", metavar="FORMAT", type=click.Choice(list(EXPORTERS)))
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write.")
 def export_command(format_name, datasets, out):
     from codi_kit.dataset import Dataset
-    from codi_kit.formats import EXPORTERS
 
     merged = Dataset.merge(*(Dataset.load(d) for d in datasets))
     spec = merged.meta.get("spec") or {}

@@ -24,6 +24,13 @@ class EnvSpec:
     idle_action: int = 0  # the action that does nothing (MPE's no-op, SMAX's and SMAC's stop), for diagnostics
 
 
+def team_reward_of(rule: str, rewards: np.ndarray) -> np.ndarray:
+    """The team reward from per-agent rewards ``[..., N]`` by ``EnvSpec.team_reward``: their sum,
+    or, for a reward every agent shares, that reward counted once (their mean)."""
+    rewards = np.asarray(rewards, np.float32)
+    return rewards.sum(-1) if rule == "sum" else rewards.mean(-1)
+
+
 @attrs.define
 class Transition:
     """What a batched reset or step returns for B copies."""

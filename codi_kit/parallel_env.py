@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from codi_kit.env import EnvAdapter, EnvSpec, Transition
+from codi_kit.env import EnvAdapter, EnvSpec, Transition, team_reward_of
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import Policy
 
@@ -96,8 +96,7 @@ class ParallelEnvAdapter(EnvAdapter):
 
     def team_reward(self, env, rewards: dict) -> float:
         """The step's team reward by the ``team_reward`` rule: the sum, or the shared reward once."""
-        values = [float(rewards.get(a, 0.0)) for a in self.team]
-        return sum(values) if self.team_reward_rule == "sum" else sum(values) / len(values)
+        return float(team_reward_of(self.team_reward_rule, [float(rewards.get(a, 0.0)) for a in self.team]))
 
     def expert_policy(self) -> Policy:
         if self.expert is None:

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from codi_kit.dataset import Dataset
-from codi_kit.env import EnvSpec
+from codi_kit.env import EnvSpec, team_reward_of
 from codi_kit.errors import CodiKitError, DatasetError
+from codi_kit.formats.stream import episodes_from_stream
 
 STREAMS = {"obs": "obs_{}.npy", "actions": "acs_{}.npy", "rewards": "rews_{}.npy", "dones": "dones_{}.npy"}
 # our discrete MPE actions as forces (x, y): no-op, left, right, down, up
@@ -90,44 +91,34 @@ def discrete_actions(actions: np.ndarray, spec: EnvSpec, file: Path) -> np.ndarr
     return indices
 
 
-def episodes_of(dones: np.ndarray, limit: int) -> list[tuple[int, int]]:
-    """(start, end) of each episode in the stream: it ends where all agents are done or at ``limit``."""
-    spans, start = [], 0
+def episode_ends(dones: np.ndarray, limit: int) -> list[int]:
+    """Where each episode of the stream ends (exclusive): where all agents are done or at ``limit``."""
+    ends, start = [], 0
     for step in range(len(dones)):
         if dones[step].all() or step + 1 - start == limit:
-            spans.append((start, step + 1))
+            ends.append(step + 1)
             start = step + 1
     if start < len(dones):
-        spans.append((start, len(dones)))  # a last episode cut short by the end of the file
-    return spans
+        ends.append(len(dones))  # a last episode cut short by the end of the file
+    return ends
 
 
 def read(path: str | Path, spec: EnvSpec) -> Dataset:
     path = Path(path)
     folders = seed_folders(path)
-    obs, actions, rewards, lengths = [], [], [], []
-    for folder in folders:
+    obs, actions, rewards, ends, offset = [], [], [], [], 0
+    for folder in folders:  # one stream: each folder's episodes after the previous folder's
         streams = load_streams(folder, spec.agents)
-        indices = discrete_actions(streams["actions"], spec, folder / "acs_0.npy")
-        team = streams["rewards"].reshape(len(indices), spec.agents).astype(np.float32)
-        team = team.sum(1) if spec.team_reward == "sum" else team.mean(1)
-        dones = streams["dones"].reshape(len(indices), spec.agents) > 0
-        for start, end in episodes_of(dones, spec.episode_limit):
-            obs.append(streams["obs"][start:end])
-            actions.append(indices[start:end])
-            rewards.append(team[start:end])
-            lengths.append(end - start)
-    if not lengths:
+        steps = len(streams["obs"])
+        obs.append(streams["obs"])
+        actions.append(discrete_actions(streams["actions"], spec, folder / "acs_0.npy"))
+        rewards.append(team_reward_of(spec.team_reward, streams["rewards"].reshape(steps, spec.agents)))
+        ends += [offset + end for end in episode_ends(streams["dones"].reshape(steps, spec.agents) > 0,
+                                                      spec.episode_limit)]
+        offset += steps
+    if not ends:
         raise CodiKitError(f"{path}: the streams hold no steps")
-    width = max(lengths)
-
-    def padded(parts, trailing):
-        out = np.zeros((len(parts), width, *trailing), parts[0].dtype)
-        for e, part in enumerate(parts):
-            out[e, :len(part)] = part
-        return out
-
-    dataset = Dataset(obs=padded(obs, obs[0].shape[1:]).astype(np.float32), actions=padded(actions, (spec.agents,)),
-                      rewards=padded(rewards, ()), lengths=np.array(lengths, np.int64)).clear_padding()
+    dataset = episodes_from_stream(ends, obs=np.concatenate(obs).astype(np.float32), actions=np.concatenate(actions),
+                                   rewards=np.concatenate(rewards))
     dataset.meta = {"imported_from": {"format": "madiff", "path": str(path), "folders": [f.name for f in folders]}}
     return dataset

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from codi_kit.dataset import Dataset
-from codi_kit.env import EnvSpec
+from codi_kit.env import EnvSpec, team_reward_of
 from codi_kit.errors import CodiKitError, DatasetError
+from codi_kit.formats.stream import episodes_from_stream
 
 NEEDED = ("observations", "actions", "rewards", "terminals")
 
@@ -81,19 +82,11 @@ def read(path: str | Path, spec: EnvSpec) -> Dataset:
     ends = np.flatnonzero(done.all(1)) + 1
     if not len(ends) or ends[-1] != steps:
         ends = np.append(ends, steps)  # a last episode the vault cut short
-    starts = np.concatenate([[0], ends[:-1]])
-    lengths = ends - starts
-    width = int(lengths.max())
-    rewards = stream["rewards"].reshape(steps, agents).astype(np.float32)
-    team = rewards.sum(1) if spec.team_reward == "sum" else rewards.mean(1)
-    # gather every episode into [E, width, ...] by index, padding past each end with the last step
-    index = np.minimum(starts[:, None] + np.arange(width)[None], (ends - 1)[:, None])
-    fields = {"obs": stream["observations"][index].astype(np.float32), "actions": actions[index].astype(np.int64),
-              "rewards": team[index], "lengths": lengths.astype(np.int64)}
-    if "infos.legals" in stream:
-        fields["avail_actions"] = stream["infos.legals"][index] > 0
-    if "infos.state" in stream:
-        fields["state"] = stream["infos.state"][index].reshape(len(lengths), width, -1).astype(np.float32)
-    dataset = Dataset(**fields).clear_padding()
+    legals, state = stream.get("infos.legals"), stream.get("infos.state")
+    dataset = episodes_from_stream(
+        ends, obs=stream["observations"].astype(np.float32), actions=actions.astype(np.int64),
+        rewards=team_reward_of(spec.team_reward, stream["rewards"].reshape(steps, agents)),
+        avail_actions=None if legals is None else legals > 0,
+        state=None if state is None else state.reshape(steps, -1).astype(np.float32))
     dataset.meta = {"imported_from": {"format": "og-marl", "path": str(path), "vault": str(uid_folder)}}
     return dataset

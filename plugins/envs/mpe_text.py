@@ -35,7 +35,8 @@ End your answer with a line of the form "Best agent: Agent <number>"."""
 
 # Compact variants for small local models (the hf teacher's default): one line per agent, the
 # quantity the task rewards at the segment's first and last step and its change; the paper's
-# per-step timelines are ~8x longer and, measured with SmolLM2-135M, label no better (README).
+# per-step timelines are 4.5x as many tokens (CN: 825 against 184) and, measured with
+# SmolLM2-135M, label no better (README).
 CN_COMPACT_TEMPLATE = """Cooperative Navigation: {agents} agents must cover {agents} landmarks, one agent on each. \
 A good agent moves straight to a landmark and ends on it; a poor agent wanders and stays far away.
 

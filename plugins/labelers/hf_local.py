@@ -43,7 +43,9 @@ class LocalLMTeacher(Labeler):
         if self.config.prompt not in ("compact", "timeline"):
             raise CodiKitError(f"labeler.prompt={self.config.prompt!r}: must be 'compact' or 'timeline'")
         prompts = request.prompts(self.config.prompt)
+        started = time.perf_counter()
         tokenizer, model, device = self._load()
+        load_seconds = time.perf_counter() - started
         agents = request.dataset.agents
         candidates = [tokenizer(" " + answer_text(i), add_special_tokens=False)["input_ids"] for i in range(agents)]
         contexts = [self._context_ids(tokenizer, prompt) for prompt in prompts]
@@ -54,13 +56,12 @@ class LocalLMTeacher(Labeler):
         probabilities = np.exp(scores - scores.max(1, keepdims=True))
         probabilities /= probabilities.sum(1, keepdims=True)
         return Answers(best_agent=scores.argmax(1).astype(np.int64), confidence=probabilities.max(1).astype(np.float32),
-                       stats={"model": self.config.model, "prompt": self.config.prompt, "load_seconds": self._load_seconds,
+                       stats={"model": self.config.model, "prompt": self.config.prompt, "load_seconds": load_seconds,
                               "mean_confidence": float(probabilities.max(1).mean()), **scoring.as_dict("segment")})
 
     def _load(self):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        started = time.perf_counter()
         source, gguf_file = self._locate()
         options = {"local_files_only": Path(source).exists()}
         if gguf_file:
@@ -72,9 +73,7 @@ class LocalLMTeacher(Labeler):
             hint = "; GGUF checkpoints need pip install 'codi-kit[gguf]'" if gguf_file else ""
             raise CodiKitError(f"labeler 'hf': cannot load model '{source}': {str(error).splitlines()[0]}{hint}") from None
         device = resolve_device(self.config.device)
-        model = model.to(device).eval()
-        self._load_seconds = time.perf_counter() - started
-        return tokenizer, model, device
+        return tokenizer, model.to(device).eval(), device
 
     def _locate(self) -> tuple[str, str]:
         """(folder or hub id, GGUF file name or ""): a .gguf path, or a folder holding only a GGUF
