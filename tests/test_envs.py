@@ -76,6 +76,45 @@ def test_available_actions_and_transition_shapes(cn_env):
     assert step.reward.shape == (4,) and step.reward.dtype == np.float32 and not step.done.any()
 
 
+@pytest.mark.parametrize("agents", [2, 3, 5])
+def test_cn_numpy_backend_steps_exactly_like_mpe2(agents):
+    """The NumPy simulator gives bit-identical observations, states, rewards and ends to one mpe2
+    world per copy, on random play crowded enough for agents to collide (the contact forces and
+    the collision penalty are exercised), and past the episode's end."""
+    numpy_env, mpe2_env = (make("mpe/cn", agents=agents, episode_limit=12, backend=b) for b in ("numpy", "mpe2"))
+    assert numpy_env.spec == mpe2_env.spec
+    seeds, rng = np.arange(30) * 11 + 5, np.random.default_rng(agents)
+    ours, theirs = numpy_env.reset(seeds), mpe2_env.reset(seeds)
+    collisions = 0
+    for t in range(14):
+        for field in ("obs", "avail", "state", "reward", "done"):
+            mine, reference = getattr(ours, field), getattr(theirs, field)
+            assert mine.dtype == reference.dtype and np.array_equal(mine, reference), field
+        if t < 12:  # agents closer than two radii (0.15 each) collide
+            apart = np.linalg.norm(ours.obs[:, :, None, 2:4] - ours.obs[:, None, :, 2:4], axis=-1)
+            collisions += int(((apart < 0.3).sum(axis=(1, 2)) - agents).sum())
+        moves = rng.integers(0, 5, (30, agents))
+        ours, theirs = numpy_env.step(moves), mpe2_env.step(moves)
+    assert collisions > 0
+    mpe2_env.close()
+
+
+@pytest.mark.parametrize("agents", [3, 5, 7])
+def test_cn_expert_assignment_is_a_least_cost_one(agents):
+    """The vectorised assignment (every permutation scored, or the Hungarian method beyond six
+    agents) costs what scipy's optimum costs, copy by copy."""
+    from scipy.optimize import linear_sum_assignment
+
+    from codi_kit_plugins.envs.mpe_cn import minimum_cost_assignment
+
+    cost = np.random.default_rng(agents).random((200, agents, agents)).astype(np.float32)
+    columns = minimum_cost_assignment(cost)
+    assert (np.sort(columns, axis=1) == np.arange(agents)).all()  # a permutation per copy
+    ours = np.take_along_axis(cost, columns[..., None], 2).sum(axis=(1, 2))
+    optimum = np.array([each[linear_sum_assignment(each)].sum() for each in cost])
+    assert np.allclose(ours, optimum, atol=1e-5)
+
+
 def test_world_predators_team_and_protocols():
     env = make("mpe/world")
     assert env.spec.agents == 3 and env.spec.actions == 5 and env.spec.obs_dim == 28

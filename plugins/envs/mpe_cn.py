@@ -1,14 +1,18 @@
 """MPE Cooperative Navigation (mpe2 simple_spread_v3): N agents cover N landmarks."""
 from __future__ import annotations
 
+import itertools
+
 import attrs
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from codi_kit.codec import StateCodec
+from codi_kit.env import EnvAdapter
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
 from codi_kit_plugins.envs.mpe_control import steer_to
+from codi_kit_plugins.envs.spread_numpy import BatchedSpread, spread_spec
 
 ACCELERATION = 5.0  # mpe2 default sensitivity for agents without their own accel
 
@@ -51,9 +55,24 @@ def state_codec(agents: int) -> StateCodec:
     return StateCodec("mpe/cn state", encode, decode, held=tuple(range(4, 4 + 2 * agents)))
 
 
+ENUMERATED_AGENTS = 6  # up to 6! = 720 assignments are scored at once; more agents use the Hungarian method
+
+
+def minimum_cost_assignment(cost: np.ndarray) -> np.ndarray:
+    """[B,N,N] costs (row: agent, column: landmark) -> [B,N] each row's column in an assignment
+    of least total cost: every permutation scored at once for up to ``ENUMERATED_AGENTS`` agents,
+    else the Hungarian method (scipy) copy by copy."""
+    batch, agents = cost.shape[:2]
+    if agents > ENUMERATED_AGENTS:
+        return np.stack([linear_sum_assignment(each)[1] for each in cost]) if batch else np.zeros((0, agents), np.int64)
+    permutations = np.array(list(itertools.permutations(range(agents))))  # [P,N]
+    totals = cost.astype(np.float64)[:, np.arange(agents), permutations].sum(-1)  # [B,P]
+    return permutations[totals.argmin(-1)]
+
+
 class LandmarkAssignmentExpert(Policy):
-    """Each agent solves the agent-to-landmark assignment (Hungarian method on the distances it
-    observes) and steers to its own landmark."""
+    """Each agent solves the agent-to-landmark assignment (least total distance, on the distances
+    it observes) and steers to its own landmark."""
 
     def __init__(self, agents: int):
         self.agents = agents
@@ -65,33 +84,47 @@ class LandmarkAssignmentExpert(Policy):
             velocity, others, landmarks = geometry(obs[:, i], self.agents)
             positions = agents_relative(others, i)  # [B,N,2]
             cost = np.linalg.norm(positions[:, :, None, :] - landmarks[:, None, :, :], axis=-1)
-            targets = np.empty((batch, 2), np.float32)
-            for b in range(batch):
-                rows, columns = linear_sum_assignment(cost[b])
-                targets[b] = landmarks[b, columns[rows == i][0]]
+            own = minimum_cost_assignment(cost)[:, i]
+            targets = landmarks[np.arange(batch), own]
             actions[:, i] = steer_to(velocity, targets, ACCELERATION)
         return np.where(np.take_along_axis(avail, actions[..., None], -1)[..., 0], actions, 0)
 
 
-class CooperativeNavigation(ParallelEnvAdapter):
-    """Team reward: sum of the agents' rewards (each is 0.5 x shared coverage + 0.5 x own collisions)."""
+class CooperativeNavigation(EnvAdapter):
+    """Team reward: sum of the agents' rewards (each is 0.5 x shared coverage + 0.5 x own collisions).
+
+    ``backend="numpy"`` steps every copy at once (``spread_numpy``, the same episodes as mpe2's);
+    ``"mpe2"`` runs one mpe2 world per copy through PettingZoo's parallel API."""
 
     @attrs.frozen
     class Config:
         agents: int = attrs.field(default=3, validator=attrs.validators.in_(range(2, 9)))
         episode_limit: int = 25  # mpe2 max_cycles
         local_ratio: float = 0.5  # mpe2 default weight of the local (collision) reward
+        backend: str = attrs.field(default="numpy", validator=attrs.validators.in_(("numpy", "mpe2")))
 
     def __init__(self, config: Config):
-        from mpe2 import simple_spread_v3
-
         self.config = config
-        super().__init__(
-            "mpe/cn",
-            lambda: simple_spread_v3.parallel_env(N=config.agents, max_cycles=config.episode_limit,
-                                                  local_ratio=config.local_ratio),
-            episode_limit=config.episode_limit,
-        )
+        self.spec = spread_spec("mpe/cn", config.agents, config.episode_limit)
+        if config.backend == "numpy":
+            self.simulator = BatchedSpread(self.spec, config.local_ratio)
+        else:
+            from mpe2 import simple_spread_v3
+
+            self.simulator = ParallelEnvAdapter(
+                "mpe/cn", lambda: simple_spread_v3.parallel_env(N=config.agents, max_cycles=config.episode_limit,
+                                                                local_ratio=config.local_ratio),
+                episode_limit=config.episode_limit)
+
+    def reset(self, seeds):
+        return self.simulator.reset(seeds)
+
+    def step(self, actions):
+        return self.simulator.step(actions)
+
+    def close(self):
+        if isinstance(self.simulator, ParallelEnvAdapter):
+            self.simulator.close()
 
     def expert_policy(self):
         return LandmarkAssignmentExpert(self.config.agents)
