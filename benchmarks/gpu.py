@@ -26,6 +26,7 @@ from codi_kit.diffusion.guidance import agent_conditions, guided_output  # noqa:
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser  # noqa: E402
 from codi_kit.diffusion.settings import PROFILES, DiffusionSettings  # noqa: E402
 from codi_kit.diffusion.trainer import denoising_loss, loss_weights, lowest_step, segment_data, training_conditions  # noqa: E402
+from codi_kit.torch_utils import adam  # noqa: E402
 
 
 def synchronise(device):
@@ -47,7 +48,7 @@ def build(settings: DiffusionSettings, dataset: Dataset, device):
 def training_rate(settings: DiffusionSettings, dataset: Dataset, device, seconds: float) -> dict:
     """Segment samples per second of denoiser updates (forward, backward, Adam step)."""
     model, data = build(settings, dataset, device)
-    optimizer = torch.optim.Adam(model.denoiser.parameters(), lr=settings.learning_rate)
+    optimizer = adam(model.denoiser.parameters(), settings.learning_rate)
     generator = torch.Generator().manual_seed(0)
     weights = loss_weights(model, settings.action_weight)
 

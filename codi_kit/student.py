@@ -14,6 +14,7 @@ from torch import nn
 from codi_kit.dataset import Dataset
 from codi_kit.nets import mlp
 from codi_kit.progress import progress_bar
+from codi_kit.torch_utils import adam
 
 
 @attrs.frozen
@@ -61,7 +62,7 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
     torch.manual_seed(seed)
     student = QualityStudent(dataset.obs.shape[-1], int(dataset.actions.max()) + 1 if dataset.avail_actions is None
                              else dataset.avail_actions.shape[-1], config.hidden).to(device)
-    optimizer = torch.optim.Adam(student.parameters(), lr=config.learning_rate)
+    optimizer = adam(student.parameters(), config.learning_rate)
     generator = np.random.default_rng([seed, 19])
     targets = torch.as_tensor(teacher, device=device)
     holdout_obs, holdout_actions = _segments(dataset, segments[holdout], horizon, device)

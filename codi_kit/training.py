@@ -65,5 +65,5 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 def clipped_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, parameters, max_norm: float) -> None:
     optimizer.zero_grad()
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(parameters, max_norm)
+    torch.nn.utils.clip_grad_norm_(parameters, max_norm, foreach=True)
     optimizer.step()

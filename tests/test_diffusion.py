@@ -8,7 +8,7 @@ import torch
 
 from codi_kit.codec import identity_codec
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.denoiser import DENOISERS, AgentUnet
+from codi_kit.diffusion.denoiser import DENOISERS, AgentAttention, AgentUnet
 from codi_kit.diffusion.guidance import agent_conditions, guided_output
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.sample import sample_segments
@@ -160,6 +160,23 @@ def test_every_denoiser_couples_agents_and_reads_each_agents_own_label():
             label = torch.tensor([[0.0, 0.0, 1.0]] * 2)
             labelled = model(x, k, base[0], base[1], label, label)
         assert not torch.allclose(labelled, reference), name
+
+
+@pytest.mark.parametrize("agents", [2, 3, 5])
+def test_agent_attention_equals_the_library_attention_with_its_weights(agents):
+    """Our broadcast attention over agents computes what nn.MultiheadAttention computes with the
+    same weights, and gives the same gradients, so trained models keep their meaning."""
+    torch.manual_seed(agents)
+    attention = AgentAttention(32, agents)
+    tokens = torch.randn(7, agents, 32, requires_grad=True)
+    library, _ = attention.attention(tokens, tokens, tokens, need_weights=False)
+    ours = attention.mix(tokens)
+    assert torch.allclose(ours, library, atol=1e-5)
+    upstream = torch.randn_like(ours)
+    ours_gradients = torch.autograd.grad(ours, [tokens, *attention.attention.parameters()], upstream)
+    library_gradients = torch.autograd.grad(library, [tokens, *attention.attention.parameters()], upstream)
+    for mine, reference in zip(ours_gradients, library_gradients):
+        assert torch.allclose(mine, reference, atol=1e-5)
 
 
 @pytest.mark.parametrize("agents", [3, 5])

@@ -15,6 +15,7 @@ from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.progress import progress_bar, say
 from codi_kit.replay import transitions
+from codi_kit.torch_utils import adam
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
@@ -108,8 +109,8 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
           description: str) -> None:
     """``train_steps`` updates of the denoiser and the dynamics models side by side, continuing from
     the last checkpoint in ``context.checkpoints`` when an earlier run was interrupted."""
-    optimizer = torch.optim.Adam(model.denoiser.parameters(), lr=settings.learning_rate)
-    dynamics_optimizer = torch.optim.Adam(model.dynamics.parameters(), lr=settings.dynamics_learning_rate)
+    optimizer = adam(model.denoiser.parameters(), settings.learning_rate)
+    dynamics_optimizer = adam(model.dynamics.parameters(), settings.dynamics_learning_rate)
     generator = torch.Generator().manual_seed(context.seed)
     replay = transitions(dataset, data.x.device)
     real_steps = torch.nonzero(replay.done == 0).squeeze(1)  # an episode's last step has no next observation
@@ -126,7 +127,7 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
                                   generator, weights, settings.rounding_weight, lowest_step(settings))
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(model.denoiser.parameters(), 1.0, foreach=True)
             optimizer.step()
             model.update_ema(step, settings.ema_every, settings.ema_start)
             parts = model.dynamics.update(dynamics_optimizer, replay, real_steps, settings.batch_size, generator, normalise,

@@ -21,6 +21,7 @@ from codi_kit.errors import CodiKitError
 from codi_kit.nets import masked_logits
 from codi_kit.progress import progress_bar
 from codi_kit.replay import Transitions
+from codi_kit.torch_utils import adam
 
 MODEL_FILE, DESCRIPTION_FILE = "ensemble.pt", "ensemble.json"
 
@@ -65,7 +66,7 @@ class Ensemble(nn.Module):
         with progress_bar(steps * len(self.members), "train MBTS ensemble") as bar:
             for index, member in enumerate(self.members):
                 generator = torch.Generator().manual_seed(seed * 100 + index)
-                optimizer = torch.optim.Adam(member.parameters(), lr=learning_rate)
+                optimizer = adam(member.parameters(), learning_rate)
                 for step in range(1, steps + 1):
                     parts = member.update(optimizer, replay, real, batch_size, generator, self.normaliser.normalise,
                                           self.normaliser.reward_scale)

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from codi_kit.nets import mlp
+from codi_kit.torch_utils import adam
 
 
 class StateValue(nn.Module):
@@ -30,7 +31,7 @@ def fit_value(states: torch.Tensor, rewards: torch.Tensor, next_states: torch.Te
     end): ``settings.value_steps`` updates of V(s) <- r + gamma (1 - done) min V_target(s')."""
     value = StateValue(states.shape[-1], settings.value_hidden).to(states.device)
     target = copy.deepcopy(value).requires_grad_(False)
-    optimizer = torch.optim.Adam(value.parameters(), lr=settings.value_learning_rate)
+    optimizer = adam(value.parameters(), settings.value_learning_rate)
     for _ in range(settings.value_steps):
         rows = torch.randint(0, len(states), (settings.batch_size,), generator=generator).to(states.device)
         with torch.no_grad():

@@ -15,7 +15,7 @@ from codi_kit.learn import Learner
 from codi_kit.nets import SharedAgentNetwork, masked_logits
 from codi_kit.replay import split_episodes, transitions
 from codi_kit.torch_policy import LogitsPolicy
-from codi_kit.torch_utils import seed_everything
+from codi_kit.torch_utils import adam, seed_everything
 from codi_kit.training import LoopSettings, train_loop
 
 
@@ -52,7 +52,7 @@ class BehaviourCloning(Learner):
         validation = transitions(dataset, context.device, validation_episodes) if len(validation_episodes) else None
         spec = context.env.spec
         network = SharedAgentNetwork(spec.obs_dim, spec.agents, spec.actions, config.hidden, config.layers).to(context.device)
-        optimizer = torch.optim.Adam(network.parameters(), lr=config.learning_rate)
+        optimizer = adam(network.parameters(), config.learning_rate)
         generator = torch.Generator().manual_seed(context.seed)
 
         def loss_of(batch):

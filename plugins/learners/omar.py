@@ -23,7 +23,7 @@ from codi_kit.learn import Learner
 from codi_kit.nets import SharedAgentNetwork, masked_logits
 from codi_kit.replay import transitions
 from codi_kit.torch_policy import LogitsPolicy
-from codi_kit.torch_utils import seed_everything
+from codi_kit.torch_utils import adam, seed_everything
 from codi_kit.training import LoopSettings, clipped_step, train_loop
 
 
@@ -62,8 +62,8 @@ class OMAR(Learner):
         critics = torch.nn.ModuleList(
             [SharedAgentNetwork(critic_obs, spec.agents, spec.actions, config.hidden, 2) for _ in range(2)]).to(context.device)
         target_actor, target_critics = copy.deepcopy(actor), copy.deepcopy(critics)
-        actor_optimizer = torch.optim.Adam(actor.parameters(), lr=config.learning_rate)
-        critic_optimizer = torch.optim.Adam(critics.parameters(), lr=config.critic_learning_rate)
+        actor_optimizer = adam(actor.parameters(), config.learning_rate)
+        critic_optimizer = adam(critics.parameters(), config.critic_learning_rate)
         generator = torch.Generator().manual_seed(context.seed)
 
         def update(step):

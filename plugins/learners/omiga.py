@@ -16,7 +16,7 @@ from codi_kit.learn import Learner
 from codi_kit.nets import SharedAgentNetwork, StateMixer, masked_logits
 from codi_kit.replay import transitions
 from codi_kit.torch_policy import LogitsPolicy
-from codi_kit.torch_utils import seed_everything
+from codi_kit.torch_utils import adam, seed_everything
 from codi_kit.training import LoopSettings, clipped_step, soft_update, train_loop
 
 
@@ -50,9 +50,9 @@ class OMIGA(Learner):
         mixer = StateMixer(state_dim, spec.agents, config.mixer_hidden).to(context.device)
         target_q, target_v, target_mixer = copy.deepcopy(q), copy.deepcopy(v), copy.deepcopy(mixer)
         q_parameters = list(q.parameters()) + list(mixer.parameters())
-        q_optimizer = torch.optim.Adam(q_parameters, lr=config.learning_rate)
-        v_optimizer = torch.optim.Adam(v.parameters(), lr=config.learning_rate)
-        actor_optimizer = torch.optim.Adam(actor.parameters(), lr=config.learning_rate)
+        q_optimizer = adam(q_parameters, config.learning_rate)
+        v_optimizer = adam(v.parameters(), config.learning_rate)
+        actor_optimizer = adam(actor.parameters(), config.learning_rate)
         generator = torch.Generator().manual_seed(context.seed)
 
         def update(step):
