@@ -24,13 +24,15 @@ class Transitions:
     def __len__(self) -> int:
         return int(self.obs.shape[0])
 
-    def sample(self, batch: int, generator: torch.Generator) -> dict:
+    def sample(self, batch: int, generator: torch.Generator, fields: tuple[str, ...] | None = None) -> dict:
         rows = torch.randint(0, len(self), (batch,), generator=generator, device="cpu").to(self.obs.device)
-        return self.take(rows)
+        return self.take(rows, fields)
 
-    def take(self, rows: torch.Tensor) -> dict:
-        return {f.name: (None if getattr(self, f.name) is None else getattr(self, f.name)[rows])
-                for f in attrs.fields(Transitions)}
+    def take(self, rows: torch.Tensor, fields: tuple[str, ...] | None = None) -> dict:
+        """The transitions ``rows``: every field, or only ``fields`` (a learner that reads three of
+        the ten gathers three)."""
+        names = fields or [f.name for f in attrs.fields(Transitions)]
+        return {name: (None if getattr(self, name) is None else getattr(self, name)[rows]) for name in names}
 
 
 def transitions(dataset: Dataset, device: torch.device, episodes: np.ndarray | None = None) -> Transitions:

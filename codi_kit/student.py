@@ -25,6 +25,7 @@ class StudentConfig:
     steps: int = 1500
     holdout_fraction: float = 0.2  # of the teacher's answers, for accuracy and early stopping
     evaluate_every: int = 100
+    patience: int = 5  # stop after this many evaluations without a better holdout accuracy (0: run every step)
 
 
 class QualityStudent(nn.Module):
@@ -67,6 +68,7 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
     targets = torch.as_tensor(teacher, device=device)
     holdout_obs, holdout_actions = _segments(dataset, segments[holdout], horizon, device)
     best = (-1.0, copy.deepcopy(student.state_dict()), 0)
+    stalled, step = 0, 0  # evaluations since the best one, updates done
     with progress_bar(config.steps, "distil student") as bar:
         for step in range(1, config.steps + 1):
             rows = generator.choice(train, min(config.batch_size, len(train)), replace=False)
@@ -80,12 +82,16 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
                 with torch.no_grad():
                     accuracy = float((student(holdout_obs, holdout_actions).argmax(-1) == targets[holdout]).float().mean())
                 if accuracy > best[0]:
-                    best = (accuracy, copy.deepcopy(student.state_dict()), step)
+                    best, stalled = (accuracy, copy.deepcopy(student.state_dict()), step), 0
+                else:
+                    stalled += 1
                 bar.update(loss=loss.item(), holdout_accuracy=accuracy)
+                if config.patience and stalled >= config.patience:
+                    break
     if held:
         student.load_state_dict(best[1])
     stats = {"student_trained_on": int(len(train)), "student_holdout": int(held),
-             "student_holdout_accuracy": best[0] if held else None, "student_best_step": best[2]}
+             "student_holdout_accuracy": best[0] if held else None, "student_best_step": best[2], "student_steps": step}
     return student, stats
 
 

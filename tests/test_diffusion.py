@@ -293,7 +293,8 @@ def test_branches_start_at_real_steps_and_last_branch_length_steps(cn_dataset):
     settings = DiffusionSettings(sampling_steps=2, generation_batch=8, use_labels=False, compose=False,
                                  consistency_threshold=1e9)
     generated = Stitcher(model, settings, starts, targets, 0).generate(12, cn_dataset, steps=2)
-    assert (generated.lengths == 2).all() and generated.padded_length == cn_dataset.padded_length
+    assert (generated.lengths == 2).all() and generated.padded_length == 2  # merging pads them to the data's length
+    assert Dataset.merge(cn_dataset, generated).padded_length == cn_dataset.padded_length
     real = cn_dataset.obs[cn_dataset.step_mask()]
     for first in generated.obs[:, 0]:
         assert np.abs(real - first).max(axis=(1, 2)).min() < 1e-4  # each branch starts at a real step

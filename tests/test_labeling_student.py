@@ -47,3 +47,13 @@ def test_teacher_subset_is_seeded_and_bounded(imbalanced_300, cn_env, tmp_path):
         asked.append(np.flatnonzero(labels.teacher_answers >= 0))
     np.testing.assert_array_equal(asked[0], asked[1])
     assert len(asked[0]) == round(0.05 * stats["segments"])
+
+
+def test_student_stops_once_its_holdout_accuracy_stalls(imbalanced_300, cn_env, tmp_path):
+    """Early stopping: ``patience`` evaluations without a better holdout accuracy end distillation,
+    and the labels come from the best evaluation's weights."""
+    teacher = plugins.configure(plugins.lookup("labeler", "rule"), {})
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    config = StudentConfig(steps=3000, evaluate_every=20, patience=3)
+    _, stats, _ = label_dataset(teacher, imbalanced_300, 8, 0.1, context, student_config=config)
+    assert stats["student_steps"] == stats["student_best_step"] + 3 * 20 < 3000, stats

@@ -45,6 +45,17 @@ class DiffusionAugmenter(Augmenter):
 
     # -- the train stage ---------------------------------------------------------------------
     def fit(self, request: FitRequest) -> dict:
+        settings, context = self.config, request.context
+        model, data, diffused = self.untrained(request)
+        train(model, data, diffused, settings, context, f"train {type(self).__name__}")
+        order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))
+        threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], settings.consistency_quantile)
+        model.save(context.workdir)
+        return {"horizon": settings.horizon, "target": model.normaliser.codec.name, "consistency_threshold": threshold,
+                "updates": model.updates, "segments": int(len(data.x))}
+
+    def untrained(self, request: FitRequest) -> tuple[DiffusionModel, SegmentData, Dataset]:
+        """The model to train (seeded), its training segments and the dataset in what is diffused."""
         settings, dataset, context = self.config, request.dataset, request.context
         codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
         diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))  # what the models see
@@ -54,13 +65,7 @@ class DiffusionAugmenter(Augmenter):
                                        dataset.obs.shape[-1], availability=restricted)
         torch.manual_seed(context.seed)
         model = DiffusionModel(architecture, normaliser, context.device)
-        data = self._segments(diffused, request.labels, model)
-        train(model, data, diffused, settings, context, f"train {type(self).__name__}")
-        order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))
-        threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], settings.consistency_quantile)
-        model.save(context.workdir)
-        return {"horizon": settings.horizon, "target": codec.name, "consistency_threshold": threshold,
-                "updates": model.updates, "segments": int(len(data.x))}
+        return model, self._segments(diffused, request.labels, model), diffused
 
     def _segments(self, diffused: Dataset, labels, model: DiffusionModel) -> SegmentData:
         """Every horizon-H segment of the data, with its labels when the augmenter uses them. Labels

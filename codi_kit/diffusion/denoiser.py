@@ -10,6 +10,11 @@ import torch
 from torch import nn
 
 
+# Every denoiser's nonlinearity: Mish (Diffuser's and MADiff's temporal U-Net) or SiLU, its near
+# twin, which PyTorch's CPU kernels compute several times faster (benchmarks/results/run_time.json).
+ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU}
+
+
 def step_embedding(k: torch.Tensor, dim: int) -> torch.Tensor:
     half = dim // 2
     frequencies = torch.exp(-math.log(10000) * torch.arange(half, device=k.device) / half)
@@ -20,14 +25,15 @@ def step_embedding(k: torch.Tensor, dim: int) -> torch.Tensor:
 class ResidualBlock(nn.Module):
     """Two 1-D convolutions over time with FiLM conditioning (scale and shift per channel)."""
 
-    def __init__(self, channels_in: int, channels_out: int, condition: int, kernel: int = 5):
+    def __init__(self, channels_in: int, channels_out: int, condition: int, kernel: int = 5, activation: str = "mish"):
         super().__init__()
         groups = 8 if channels_out % 8 == 0 else 1
+        act = ACTIVATIONS[activation]
         self.first = nn.Sequential(nn.Conv1d(channels_in, channels_out, kernel, padding=kernel // 2),
-                                   nn.GroupNorm(groups, channels_out), nn.Mish())
+                                   nn.GroupNorm(groups, channels_out), act())
         self.second = nn.Sequential(nn.Conv1d(channels_out, channels_out, kernel, padding=kernel // 2),
-                                    nn.GroupNorm(groups, channels_out), nn.Mish())
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(condition, 2 * channels_out))
+                                    nn.GroupNorm(groups, channels_out), act())
+        self.film = nn.Sequential(act(), nn.Linear(condition, 2 * channels_out))
         self.skip = nn.Conv1d(channels_in, channels_out, 1) if channels_in != channels_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
@@ -77,14 +83,15 @@ class Conditioning(nn.Module):
     *this* state; the first observation as a clean conditioning input is what state-dependent
     behaviour is read from."""
 
-    def __init__(self, agents: int, width: int, observation: int = 0):
+    def __init__(self, agents: int, width: int, observation: int = 0, activation: str = "mish"):
         super().__init__()
         self.agents = agents
-        self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), nn.Mish(), nn.Linear(2 * width, width))
-        self.return_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
-        self.label_mlp = nn.Sequential(nn.Linear(2, width), nn.Mish(), nn.Linear(width, width))
+        act = ACTIVATIONS[activation]
+        self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), act(), nn.Linear(2 * width, width))
+        self.return_mlp = nn.Sequential(nn.Linear(2, width), act(), nn.Linear(width, width))
+        self.label_mlp = nn.Sequential(nn.Linear(2, width), act(), nn.Linear(width, width))
         self.agent_embedding = nn.Embedding(agents, width)
-        self.observation_mlp = nn.Sequential(nn.Linear(observation, 2 * width), nn.Mish(), nn.Linear(2 * width, width)) \
+        self.observation_mlp = nn.Sequential(nn.Linear(observation, 2 * width), act(), nn.Linear(2 * width, width)) \
             if observation else None
 
     def forward(self, k, return_to_go, return_mask, labels, label_mask, observation=None) -> torch.Tensor:
@@ -109,7 +116,7 @@ class AgentUnet(nn.Module):
     Attention across agents at the bottom level and after every decoder level (MADiff)."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2)):
+                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2), activation: str = "mish"):
         super().__init__()
         self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
         if width < feature_dim:
@@ -119,22 +126,26 @@ class AgentUnet(nn.Module):
             raise ValueError(f"U-Net multipliers {tuple(multipliers)}: at least two levels")
         self.agents, self.horizon = agents, horizon
         condition = width
-        self.condition = Conditioning(agents, condition, observation)
+        self.condition = Conditioning(agents, condition, observation, activation)
         channels = [width * m for m in multipliers]
+
+        def block(channels_in, channels_out):
+            return ResidualBlock(channels_in, channels_out, condition, activation=activation)
+
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
         previous = feature_dim
         for level in channels[:-1]:
-            self.down.append(nn.ModuleList([ResidualBlock(previous, level, condition), ResidualBlock(level, level, condition)]))
+            self.down.append(nn.ModuleList([block(previous, level), block(level, level)]))
             self.downsample.append(nn.Conv1d(level, level, 3, stride=2, padding=1))
             previous = level
         bottom = channels[-1]
-        self.middle = nn.ModuleList([ResidualBlock(previous, bottom, condition), ResidualBlock(bottom, bottom, condition)])
+        self.middle = nn.ModuleList([block(previous, bottom), block(bottom, bottom)])
         self.middle_attention = AgentAttention(bottom, agents)
         self.upsample, self.up, self.up_attention = nn.ModuleList(), nn.ModuleList(), nn.ModuleList()
         previous = bottom
         for level in reversed(channels[:-1]):
             self.upsample.append(nn.ConvTranspose1d(previous, previous, 4, stride=2, padding=1))
-            self.up.append(nn.ModuleList([ResidualBlock(previous + level, level, condition), ResidualBlock(level, level, condition)]))
+            self.up.append(nn.ModuleList([block(previous + level, level), block(level, level)]))
             self.up_attention.append(AgentAttention(level, agents))  # decoder-side cross-agent attention (MADiff)
             previous = level
         self.out = nn.Conv1d(channels[0], feature_dim, 1)
@@ -166,17 +177,18 @@ class MixerBlock(nn.Module):
     """Residual MLP block on an agent's whole-segment token with FiLM conditioning, then attention
     across the agents' tokens."""
 
-    def __init__(self, width: int, agents: int):
+    def __init__(self, width: int, agents: int, activation: str = "mish"):
         super().__init__()
         self.norm = nn.LayerNorm(width)
         self.inner = nn.Linear(width, 2 * width)
+        self.activation = ACTIVATIONS[activation]()
         self.outer = nn.Linear(2 * width, width)
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(width, 2 * width))
+        self.film = nn.Sequential(ACTIVATIONS[activation](), nn.Linear(width, 2 * width))
         self.attention = AgentAttention(width, agents)
 
     def forward(self, tokens: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:  # [B*N, C]
         scale, shift = self.film(condition).chunk(2, dim=-1)
-        tokens = tokens + self.outer(nn.functional.mish(self.inner(self.norm(tokens) * (1 + scale) + shift)))
+        tokens = tokens + self.outer(self.activation(self.inner(self.norm(tokens) * (1 + scale) + shift)))
         return self.attention(tokens.unsqueeze(-1)).squeeze(-1)  # a one-step stream per agent
 
 
@@ -187,12 +199,12 @@ class AgentMlp(nn.Module):
     the training samples the conditional motion needs at small compute."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, depth: int = 3):
+                 observation: int = 0, depth: int = 3, activation: str = "mish"):
         super().__init__()
         self.prediction, self.agents, self.horizon = prediction, agents, horizon
-        self.condition = Conditioning(agents, width, observation)
+        self.condition = Conditioning(agents, width, observation, activation)
         self.embed = nn.Linear(horizon * feature_dim, width)
-        self.blocks = nn.ModuleList([MixerBlock(width, agents) for _ in range(depth)])
+        self.blocks = nn.ModuleList([MixerBlock(width, agents, activation) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, horizon * feature_dim))
 
     def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):

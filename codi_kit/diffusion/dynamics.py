@@ -75,7 +75,7 @@ class DynamicsModels(nn.Module):
         """One gradient step of Eq. 9 on ``batch_size`` of the ``real_steps`` of ``replay`` (transitions
         in the units of what is modelled, normalised here); the loss parts."""
         picked = torch.randint(0, len(real_steps), (batch_size,), generator=generator).to(real_steps.device)
-        batch = replay.take(real_steps[picked])
+        batch = replay.take(real_steps[picked], ("obs", "actions", "next_obs", "rewards", "avail"))
         loss, parts = self.loss(normalise(batch["obs"]), batch["actions"], normalise(batch["next_obs"]), batch["rewards"],
                                 batch["avail"], reward_scale)
         optimizer.zero_grad()

@@ -45,6 +45,7 @@ class Architecture:
     observation_input: int = 0  # >0: the denoiser reads each agent's clean first observation (this many features)
     unet_multipliers: tuple = attrs.field(default=(1, 2), converter=tuple)  # the U-Net's channel multiplier per level
     availability: bool = False  # an availability model f_avail: the data has actions that are not always available
+    activation: str = "mish"  # the denoiser's nonlinearity (models saved before it was a setting: Mish)
 
     @property
     def channels(self) -> int:
@@ -57,7 +58,8 @@ class Architecture:
         return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
                             settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
                             settings.ema_decay, codec.name, settings.diffuse_actions,
-                            observation_features * settings.first_step_input, settings.unet_multipliers, availability)
+                            observation_features * settings.first_step_input, settings.unet_multipliers, availability,
+                            settings.activation)
 
 
 @attrs.frozen
@@ -126,7 +128,7 @@ class DiffusionModel(nn.Module):
         self.normaliser = normaliser
         shape = {"multipliers": a.unet_multipliers} if a.denoiser == "unet" else {}
         self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
-                                              observation=a.observation_input, **shape)
+                                              observation=a.observation_input, activation=a.activation, **shape)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
         self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held, a.availability)
         self.schedule = CosineSchedule(a.diffusion_steps, device)

@@ -87,10 +87,11 @@ class Stitcher:
 
     def generate(self, episodes: int, original: Dataset, steps: int = 0) -> Dataset:
         """``episodes`` generated episodes of ``steps`` steps (0: as long as ``original``'s), in its
-        schema (observations), padded to its length."""
+        schema (observations); short branches are stored at their own length, not padded to the
+        original's (merging pads them; 40000 one-step branches padded to 25 steps were 0.2 GB)."""
         steps = steps or original.padded_length
         trajectories = self.run(episodes, steps)
-        length, agents = original.padded_length, original.agents
+        length, agents = steps, original.agents
         obs = np.zeros((len(trajectories), length, agents, original.obs.shape[-1]), np.float32)
         actions = np.zeros((len(trajectories), length, agents), np.int64)
         rewards = np.zeros((len(trajectories), length), np.float32)

@@ -3,6 +3,7 @@ resumable from checkpoints written atomically every ``checkpoint_every`` updates
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import attrs
 import numpy as np
@@ -106,9 +107,11 @@ def denoising_loss(model: DiffusionModel, denoiser, x0, conditions, generator, w
 
 
 def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: DiffusionSettings, context,
-          description: str) -> None:
+          description: str, on_log: Callable[[int], dict] | None = None) -> None:
     """``train_steps`` updates of the denoiser and the dynamics models side by side, continuing from
-    the last checkpoint in ``context.checkpoints`` when an earlier run was interrupted."""
+    the last checkpoint in ``context.checkpoints`` when an earlier run was interrupted. Every
+    ``log_every`` updates the losses are logged, with what ``on_log(step)`` adds (a benchmark's
+    measurement of the model so far)."""
     optimizer = adam(model.denoiser.parameters(), settings.learning_rate)
     dynamics_optimizer = adam(model.dynamics.parameters(), settings.dynamics_learning_rate)
     generator = torch.Generator().manual_seed(context.seed)
@@ -136,6 +139,8 @@ def train(model: DiffusionModel, data: SegmentData, dataset: Dataset, settings: 
             bar.advance()
             if step % settings.log_every == 0 or step == settings.train_steps:
                 record = {"step": step, "denoising_loss": loss.item(), **{k: float(v) for k, v in parts.items()}}
+                if on_log is not None:
+                    record.update(on_log(step))
                 state["curve"].append(record)
                 context.log_metrics(record)
                 bar.update(loss=record["denoising_loss"], inverse=record["inverse_loss"])

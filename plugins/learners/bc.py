@@ -60,7 +60,7 @@ class BehaviourCloning(Learner):
             return F.cross_entropy(logits.flatten(0, -2), batch["actions"].flatten())
 
         def update(step):
-            loss = loss_of(train.sample(config.batch_size, generator))
+            loss = loss_of(train.sample(config.batch_size, generator, ("obs", "avail", "actions")))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -72,7 +72,8 @@ class BehaviourCloning(Learner):
             if validation is None:
                 return
             with torch.no_grad():
-                record["validation_loss"] = float(loss_of(validation.take(torch.arange(len(validation), device=context.device))))
+                everything = torch.arange(len(validation), device=context.device)
+                record["validation_loss"] = float(loss_of(validation.take(everything, ("obs", "avail", "actions"))))
             if record["validation_loss"] < best["loss"]:
                 best.update(loss=record["validation_loss"], state=copy.deepcopy(network.state_dict()), step=step)
 
