@@ -1,6 +1,6 @@
 """The quick ``codi-kit run`` as a new user runs it, before and after a change, on one machine in one invocation.
 
-    python benchmarks/run_time.py [--before REF] [--seeds 0,1,2] [--name run_time]
+    python benchmarks/run_time.py [--before REF] [--seeds 0,1,2] [--profile quick] [--name run_time]
 
 ``--before`` is a git commit (default: the last commit before the speed work of issue 28); its
 source is exported to a temporary folder and run with this environment's Python and packages, so
@@ -51,13 +51,13 @@ def source_tree(ref: str | None, folder: Path) -> Path:
     return imports
 
 
-def quick_run(imports: Path, seed: int, folder: Path) -> dict:
+def quick_run(imports: Path, seed: int, folder: Path, profile: str) -> dict:
     """One ``codi-kit run --seed SEED`` in a fresh run directory, from a neutral working directory."""
     out = folder / f"run-s{seed}"
     environment = dict(os.environ, PYTHONPATH=str(imports))
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "codi_kit.cli", "run", "--quiet", "--seed", str(seed), "--out", str(out)],
-                   check=True, cwd=folder, env=environment, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "codi_kit.cli", "run", "--quiet", "--profile", profile, "--seed", str(seed),
+                    "--out", str(out)], check=True, cwd=folder, env=environment, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - started
     results = json.loads((out / "results.json").read_text())
     baseline = results["baseline"]
@@ -86,8 +86,9 @@ def summary(runs: list[dict]) -> dict:
 @click.command()
 @click.option("--before", default=BEFORE, show_default=True, help="git commit to compare with")
 @click.option("--seeds", default="0,1,2", show_default=True)
+@click.option("--profile", default="quick", show_default=True, help="the runs' profile (smoke: a check of this script)")
 @click.option("--name", default="run_time", show_default=True, help="results file name")
-def main(before, seeds, name):
+def main(before, seeds, profile, name):
     seeds = [int(s) for s in seeds.split(",")]
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", before], check=True, capture_output=True,
                             text=True).stdout.strip()
@@ -100,10 +101,10 @@ def main(before, seeds, name):
             imports[side] = source_tree(commit if side == "before" else None, folder)
         for seed in seeds:
             for side in runs:
-                runs[side].append(quick_run(imports[side], seed, folders[side]))
+                runs[side].append(quick_run(imports[side], seed, folders[side], profile))
                 print(side, json.dumps(runs[side][-1]), flush=True)
     summaries = {side: summary(side_runs) for side, side_runs in runs.items()}
-    table = Table(title=f"quick codi-kit run, before ({commit[:7]}) and after, seeds {seeds}")
+    table = Table(title=f"{profile} codi-kit run, before ({commit[:7]}) and after, seeds {seeds}")
     for column in ("", "wall s (median)", *STAGES[:-1], "learn original", "train updates/s", "BC original", "BC + CODI",
                    "gain", "agreement"):
         table.add_column(column)
@@ -114,7 +115,7 @@ def main(before, seeds, name):
                       *(f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}" for k in ("bc_original", "bc_codi", "gain")),
                       f"{s['generated_expert_agreement']['mean']:.3f}")
     Console().print(table)
-    save(name, {"before_commit": commit, "seeds": seeds, "runs": runs, "summary": summaries,
+    save(name, {"before_commit": commit, "profile": profile, "seeds": seeds, "runs": runs, "summary": summaries,
                 "speedup_wall": summaries["before"]["wall_seconds_median"] / summaries["after"]["wall_seconds_median"]})
 
 

@@ -95,15 +95,15 @@ class Stitcher:
         obs = np.zeros((len(trajectories), length, agents, original.obs.shape[-1]), np.float32)
         actions = np.zeros((len(trajectories), length, agents), np.int64)
         rewards = np.zeros((len(trajectories), length), np.float32)
-        for e, trajectory in enumerate(trajectories):
-            obs[e, :steps] = self.model.normaliser.observations(torch.stack(trajectory.obs[:steps]))
-            actions[e, :steps] = torch.stack(trajectory.actions[:steps]).cpu().numpy()
-            rewards[e, :steps] = np.asarray(trajectory.rewards[:steps], np.float32)
         # the availability model's masks at every generated state (every action where the data had no masks)
         avail = np.ones((len(trajectories), length, agents, self.model.architecture.actions), bool)
-        if trajectories and self.model.dynamics.availability is not None:
+        if trajectories:  # every trajectory has at least ``steps`` steps: decode them all at once
             states = torch.stack([torch.stack(trajectory.obs[:steps]) for trajectory in trajectories])
-            avail[:, :steps] = self.model.dynamics.available(states).cpu().numpy()
+            obs[:, :steps] = self.model.normaliser.observations(states)
+            actions[:, :steps] = torch.stack([torch.stack(trajectory.actions[:steps]) for trajectory in trajectories]).cpu().numpy()
+            rewards[:, :steps] = np.asarray([trajectory.rewards[:steps] for trajectory in trajectories], np.float32)
+            if self.model.dynamics.availability is not None:
+                avail[:, :steps] = self.model.dynamics.available(states).cpu().numpy()
         return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), steps, np.int64),
                        avail_actions=avail, meta=dict(original.meta, source="generated"))
 
