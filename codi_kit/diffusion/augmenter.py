@@ -45,13 +45,17 @@ class DiffusionAugmenter(Augmenter):
 
     # -- the train stage ---------------------------------------------------------------------
     def fit(self, request: FitRequest) -> dict:
-        settings, context = self.config, request.context
         model, data, diffused = self.untrained(request)
-        train(model, data, diffused, settings, context, f"train {type(self).__name__}")
+        train(model, data, diffused, self.config, request.context, f"train {type(self).__name__}")
+        return self.finish(model, data, request.context)
+
+    def finish(self, model: DiffusionModel, data: SegmentData, context) -> dict:
+        """After training: choose the consistency threshold on real segments and save the model into
+        ``context.workdir``; the train stage's diagnostics."""
         order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))
-        threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], settings.consistency_quantile)
+        threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], self.config.consistency_quantile)
         model.save(context.workdir)
-        return {"horizon": settings.horizon, "target": model.normaliser.codec.name, "consistency_threshold": threshold,
+        return {"horizon": self.config.horizon, "target": model.normaliser.codec.name, "consistency_threshold": threshold,
                 "updates": model.updates, "segments": int(len(data.x))}
 
     def untrained(self, request: FitRequest) -> tuple[DiffusionModel, SegmentData, Dataset]:
