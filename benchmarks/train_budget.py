@@ -3,7 +3,7 @@ curves at equal segment samples, and what each trained model's data is worth to 
 quick run's data and rule labels.
 
     python benchmarks/train_budget.py [--recipes before,quick,...] [--probe-every 256000] [--branches 3000]
-                                      [--learner-seeds 0,1,2]
+                                      [--learner-seeds 0,1,2] [--override train_steps=20 ...]
 
 Collects and labels once through the pipeline (benchmarks/runs/train_budget), then trains the
 quick profile's model under each recipe through the real training loop. About every
@@ -97,8 +97,8 @@ def bc_returns(pipeline: Pipeline, generated: Dataset, seeds: list[int], folder:
     return returns
 
 
-def recipe_result(recipe: dict, probe_every: int, branches: int, seed: int, learner_seeds: list[int]) -> dict:
-    overrides = [f"augmenter.{key}={value!r}".replace("'", '"') for key, value in recipe.items()]
+def recipe_result(overrides: list[str], probe_every: int, branches: int, seed: int, learner_seeds: list[int]) -> dict:
+    """``overrides``: ``augmenter.key=value`` settings over the quick profile."""
     config = build_config("quick", overrides=overrides, seed=seed, device="cpu")
     pipeline = Pipeline(config, RUNS)
     try:
@@ -139,14 +139,17 @@ def recipe_result(recipe: dict, probe_every: int, branches: int, seed: int, lear
 @click.option("--probe-every", default=256000, show_default=True, help="training segments between probes")
 @click.option("--branches", default=3000, show_default=True, help="generated branches per probe")
 @click.option("--learner-seeds", default="0,1,2", show_default=True, help="BC seeds on each model's data")
+@click.option("--override", multiple=True, metavar="KEY=VALUE", help="augmenter setting for every recipe (a quick check)")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--name", default="train_budget", show_default=True, help="results file name")
-def main(recipes, probe_every, branches, learner_seeds, seed, name):
+def main(recipes, probe_every, branches, learner_seeds, override, seed, name):
     set_quiet(True)
     learner_seeds = [int(s) for s in learner_seeds.split(",")]
     results = {}
     for recipe in recipes.split(","):
-        results[recipe] = recipe_result(RECIPES[recipe], probe_every, branches, seed, learner_seeds)
+        settings = [f"augmenter.{key}={json.dumps(value)}" for key, value in RECIPES[recipe].items()]
+        results[recipe] = recipe_result(settings + [f"augmenter.{item}" for item in override], probe_every, branches, seed,
+                                        learner_seeds)
         print(recipe, results[recipe], flush=True)
     table = Table(title=f"quick CODI model, CN N=3, rule labels, seed {seed}: generated actions and BC on original + generated")
     for column in ("recipe", "updates x batch", "lr", "act", "segments/s", "train s", "agreement (moving) by segments seen",
