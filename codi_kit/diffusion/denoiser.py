@@ -11,7 +11,8 @@ from torch import nn
 
 
 # Every denoiser's nonlinearity: Mish (Diffuser's and MADiff's temporal U-Net) or SiLU, its near
-# twin, which PyTorch's CPU kernels compute several times faster (benchmarks/results/run_time.json).
+# twin, which PyTorch's CPU kernels compute several times faster (training speed and what BC gets
+# from either model's data: "before" and "before-silu" in benchmarks/results/train_budget.json).
 ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU}
 
 
@@ -46,8 +47,9 @@ class AgentAttention(nn.Module):
     """Self-attention across the agents' streams at every time position.
 
     The weights are ``nn.MultiheadAttention``'s, applied here as one projection and
-    ``scaled_dot_product_attention``: the module's own path for packed projections spends a
-    quarter of its backward pass filling and copying gradient buffers (measured on few agents)."""
+    ``scaled_dot_product_attention``: the module's own path for packed projections spends about a
+    quarter of its forward and backward time filling and copying buffers of the projections'
+    gradients (profiled with three agents)."""
 
     def __init__(self, channels: int, agents: int, heads: int = 4):
         super().__init__()
