@@ -114,7 +114,7 @@ def main(before, seeds, profile, name):
                       f"{stage['learn_original']:.1f}", f"{s['train_updates_per_second_median']:.1f}",
                       *(f"{s[k]['mean']:.2f} ± {s[k]['std']:.2f}" for k in ("bc_original", "bc_codi", "gain")),
                       f"{s['generated_expert_agreement']['mean']:.3f}")
-    Console().print(table)
+    Console(width=200).print(table)
     save(name, {"before_commit": commit, "profile": profile, "seeds": seeds, "runs": runs, "summary": summaries,
                 "speedup_wall": summaries["before"]["wall_seconds_median"] / summaries["after"]["wall_seconds_median"]})
 
