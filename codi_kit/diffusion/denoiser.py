@@ -11,8 +11,8 @@ from torch import nn
 
 
 # Every denoiser's nonlinearity: Mish (Diffuser's and MADiff's temporal U-Net) or SiLU, its near
-# twin, which PyTorch's CPU kernels compute several times faster (training speed and what BC gets
-# from either model's data: "before" and "before-silu" in benchmarks/results/train_budget.json).
+# twin, which PyTorch's CPU kernels compute several times faster (the training speed of either:
+# "before" and "before-silu" in benchmarks/results/train_budget.json).
 ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU}
 
 
