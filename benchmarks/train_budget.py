@@ -27,7 +27,6 @@ from pathlib import Path
 
 import attrs
 import click
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -39,6 +38,7 @@ from codi_kit.collect import normalization_of  # noqa: E402
 from codi_kit.config import build_config  # noqa: E402
 from codi_kit.dataset import Dataset  # noqa: E402
 from codi_kit.diffusion.augmenter import starting_points  # noqa: E402
+from codi_kit.diffusion.diagnostics import expert_agreement  # noqa: E402
 from codi_kit.diffusion.stitch import Stitcher  # noqa: E402
 from codi_kit.diffusion.trainer import train  # noqa: E402
 from codi_kit.evaluate import evaluate  # noqa: E402
@@ -59,12 +59,10 @@ RECIPES = {
 def actions_against_expert(env, episodes: Dataset) -> dict:
     """Agreement with the scripted expert in the generated states, overall and where it moves, and
     the no-op share (a model that has not learnt what a good agent does in a state idles)."""
-    valid = episodes.step_mask()
-    obs, actions = episodes.obs[valid], episodes.actions[valid]
-    expert = env.expert_policy().act(obs, np.ones((*obs.shape[:2], env.spec.actions), bool), np.random.default_rng(0))
-    moves = expert != env.spec.idle_action
-    return {"agreement": float((expert == actions).mean()), "agreement_expert_moving": float((expert == actions)[moves].mean()),
-            "noop_share": float((actions == env.spec.idle_action).mean())}
+    agreement = expert_agreement(env, episodes)
+    noop = episodes.actions[episodes.step_mask()] == env.spec.idle_action
+    return {"agreement": agreement["overall"], "agreement_expert_moving": agreement["where_expert_moves"],
+            "noop_share": float(noop.mean())}
 
 
 class Probe:

@@ -9,6 +9,7 @@ import torch
 from codi_kit.codec import identity_codec
 from codi_kit.dataset import Dataset
 from codi_kit.diffusion.denoiser import DENOISERS, AgentAttention, AgentUnet
+from codi_kit.diffusion.diagnostics import expert_agreement
 from codi_kit.diffusion.guidance import agent_conditions, guided_output
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.sample import sample_segments
@@ -379,3 +380,13 @@ def test_the_paper_profile_builds_the_authors_network():
                                                     torch.zeros(23, dtype=torch.bool), identity_codec(),
                                                     torch.zeros(18), torch.ones(18)), "cpu")
     assert model.denoiser.middle_attention.attention.embed_dim == 128 * 8
+
+
+def test_expert_agreement_where_the_expert_moves(cn_env, cn_dataset):
+    """An agent that always idles agrees with the expert wherever the expert idles, and nowhere else:
+    ``where_expert_moves`` is 0 for it, while the dataset's own actions score above it."""
+    idle = attrs.evolve(cn_dataset, actions=np.full_like(cn_dataset.actions, cn_env.spec.idle_action))
+    idling, dataset = expert_agreement(cn_env, idle), expert_agreement(cn_env, cn_dataset)
+    assert idling["where_expert_moves"] == 0.0 and idling["overall"] > 0
+    assert dataset["where_expert_moves"] > 0.1
+    assert dataset["where_expert_moves"] < dataset["overall"]  # the imbalanced data idles where the expert moves

@@ -181,11 +181,12 @@ class MixerBlock(nn.Module):
 
     def __init__(self, width: int, agents: int, activation: str = "mish"):
         super().__init__()
+        act = ACTIVATIONS[activation]
         self.norm = nn.LayerNorm(width)
         self.inner = nn.Linear(width, 2 * width)
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = act()
         self.outer = nn.Linear(2 * width, width)
-        self.film = nn.Sequential(ACTIVATIONS[activation](), nn.Linear(width, 2 * width))
+        self.film = nn.Sequential(act(), nn.Linear(width, 2 * width))
         self.attention = AgentAttention(width, agents)
 
     def forward(self, tokens: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:  # [B*N, C]

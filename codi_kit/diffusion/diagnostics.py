@@ -115,18 +115,22 @@ def denoised_progress(model: DiffusionModel, data: SegmentData, env, count: int,
 def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
     """How expert-like the actions are: the share of (step, agent) pairs whose action equals what the
     env's expert does in that state (uniform random play on CN: 0.2; the imbalanced dataset: ~0.47),
-    overall, per agent and per step of the episode."""
+    overall, where the expert does not idle (an idling generator agrees wherever the expert idles),
+    per agent and per step of the episode."""
     valid = episodes.step_mask()
     obs = episodes.obs[valid]
     avail = episodes.avail_actions[valid] if episodes.avail_actions is not None else np.ones(
         (*obs.shape[:2], env.spec.actions), bool)
     expert = env.expert_policy()
     expert.reset(len(obs))
-    match = expert.act(obs, avail, np.random.default_rng([seed, 41]), greedy=True) == episodes.actions[valid]  # [S,N]
+    expert_actions = expert.act(obs, avail, np.random.default_rng([seed, 41]), greedy=True)
+    match = expert_actions == episodes.actions[valid]  # [S,N]
+    moves = expert_actions != env.spec.idle_action
     longest = int(episodes.lengths.max()) if episodes.episodes else 0
     by_step = np.bincount(np.nonzero(valid)[1], weights=match.mean(1), minlength=longest)
     counts = np.bincount(np.nonzero(valid)[1], minlength=longest)
     return {"overall": float(match.mean()) if len(match) else None,
+            "where_expert_moves": float(match[moves].mean()) if moves.any() else None,
             "per_agent": match.mean(0).tolist() if len(match) else None,
             "per_step": (by_step / np.maximum(counts, 1)).tolist(),
             "steps": int(len(match))}

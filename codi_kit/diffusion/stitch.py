@@ -91,20 +91,20 @@ class Stitcher:
         original's (merging pads them; 40000 one-step branches padded to 25 steps were 0.2 GB)."""
         steps = steps or original.padded_length
         trajectories = self.run(episodes, steps)
-        length, agents = steps, original.agents
-        obs = np.zeros((len(trajectories), length, agents, original.obs.shape[-1]), np.float32)
-        actions = np.zeros((len(trajectories), length, agents), np.int64)
-        rewards = np.zeros((len(trajectories), length), np.float32)
+        count, agents = len(trajectories), original.agents
+        obs = np.zeros((count, steps, agents, original.obs.shape[-1]), np.float32)
+        actions = np.zeros((count, steps, agents), np.int64)
+        rewards = np.zeros((count, steps), np.float32)
         # the availability model's masks at every generated state (every action where the data had no masks)
-        avail = np.ones((len(trajectories), length, agents, self.model.architecture.actions), bool)
+        avail = np.ones((count, steps, agents, self.model.architecture.actions), bool)
         if trajectories:  # every trajectory has at least ``steps`` steps: decode them all at once
             states = torch.stack([torch.stack(trajectory.obs[:steps]) for trajectory in trajectories])
-            obs[:, :steps] = self.model.normaliser.observations(states)
-            actions[:, :steps] = torch.stack([torch.stack(trajectory.actions[:steps]) for trajectory in trajectories]).cpu().numpy()
-            rewards[:, :steps] = np.asarray([trajectory.rewards[:steps] for trajectory in trajectories], np.float32)
+            obs[:] = self.model.normaliser.observations(states)
+            actions[:] = torch.stack([torch.stack(trajectory.actions[:steps]) for trajectory in trajectories]).cpu().numpy()
+            rewards[:] = np.asarray([trajectory.rewards[:steps] for trajectory in trajectories], np.float32)
             if self.model.dynamics.availability is not None:
-                avail[:, :steps] = self.model.dynamics.available(states).cpu().numpy()
-        return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(len(trajectories), steps, np.int64),
+                avail[:] = self.model.dynamics.available(states).cpu().numpy()
+        return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(count, steps, np.int64),
                        avail_actions=avail, meta=dict(original.meta, source="generated"))
 
     def _fresh(self, restarts: int = 0) -> Trajectory:

@@ -55,12 +55,14 @@ class BehaviourCloning(Learner):
         optimizer = adam(network.parameters(), config.learning_rate)
         generator = torch.Generator().manual_seed(context.seed)
 
+        read = ("obs", "avail", "actions")  # the fields of a transition BC uses
+
         def loss_of(batch):
             logits = masked_logits(network(batch["obs"]), batch["avail"])
             return F.cross_entropy(logits.flatten(0, -2), batch["actions"].flatten())
 
         def update(step):
-            loss = loss_of(train.sample(config.batch_size, generator, ("obs", "avail", "actions")))
+            loss = loss_of(train.sample(config.batch_size, generator, read))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -73,7 +75,7 @@ class BehaviourCloning(Learner):
                 return
             with torch.no_grad():
                 everything = torch.arange(len(validation), device=context.device)
-                record["validation_loss"] = float(loss_of(validation.take(everything, ("obs", "avail", "actions"))))
+                record["validation_loss"] = float(loss_of(validation.take(everything, read)))
             if record["validation_loss"] < best["loss"]:
                 best.update(loss=record["validation_loss"], state=copy.deepcopy(network.state_dict()), step=step)
 
