@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codi_kit import plugins
-from codi_kit.config import build_config
+from codi_kit.config import PROFILES, build_config
 from codi_kit.errors import CodiKitError
 from codi_kit.formats import EXPORTERS, IMPORTERS
 from codi_kit.progress import say, set_quiet, warn
@@ -33,8 +33,8 @@ class FriendlyGroup(click.Group):
 def common_options(function):
     """Options shared by every stage command."""
     options = [
-        click.option("--profile", type=click.Choice(["smoke", "quick", "paper"]), default="quick", show_default=True,
-                     help="Scale: smoke (seconds), quick (minutes on a CPU), paper (the paper's scale, for a GPU)."),
+        click.option("--profile", type=click.Choice(list(PROFILES)), default="quick", show_default=True,
+                     help="Scale: smoke (seconds), quick (minutes on a CPU), standard (the paper's data on a CPU, about an hour a run), paper (the paper's scale, for a GPU)."),
         click.option("--config", "config_file", type=click.Path(dir_okay=False), help="TOML file of settings."),
         click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
                      help="Override a setting, e.g. --set env.agents=4 (repeatable)."),
@@ -209,7 +209,7 @@ def report(runs, out, quiet):
 @click.option("--learner", multiple=True, help="Learner(s) (default bc).")
 @click.option("--seeds", help="Seeds, e.g. 0,1,2 (default 0).")
 @click.option("--labeler", help="Labeler for every augmenter that reads labels (default rule).")
-@click.option("--profile", type=click.Choice(["smoke", "quick", "paper"]), help="Scale of every cell (default quick).")
+@click.option("--profile", type=click.Choice(list(PROFILES)), help="Scale of every cell (default quick).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="A setting for every cell (repeatable).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where torch runs in each task.")
 @click.option("--out", default="bench", show_default=True, type=click.Path(file_okay=False), help="Bench folder.")

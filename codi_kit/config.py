@@ -32,6 +32,9 @@ DEFAULTS = {
 PROFILES = {
     "smoke": {"collect": {"episodes": 200}, "evaluate": {"episodes": 50}, "student": {"steps": 100, "evaluate_every": 50}},
     "quick": {"collect": {"episodes": 2000}, "evaluate": {"episodes": 200}},
+    # the paper's data scale on a CPU: its 20000 collected episodes, learners trained until their
+    # curves flatten, the CPU path's generator (plugins carry their own standard values)
+    "standard": {"collect": {"episodes": 20000}, "evaluate": {"episodes": 200}},
     "paper": {"collect": {"episodes": 20000}, "evaluate": {"episodes": 1000}},  # paper section 4.1: 20k
 }
 PLUGIN_SECTIONS = ("env", "labeler", "augmenter", "learner")

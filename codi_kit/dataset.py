@@ -26,6 +26,7 @@ FIELDS = {
     "state": (np.float32, "ETS"),
     "expert_mask": (np.bool_, "EN"),
     "provenance": (np.str_, "E"),
+    "truncated": (np.bool_, "E"),
 }
 REQUIRED = ("obs", "actions", "rewards", "lengths")
 
@@ -42,6 +43,10 @@ class Dataset:
     state: np.ndarray | None = None  # [E,T,S] float32, global state where the env has one
     expert_mask: np.ndarray | None = None  # [E,N] bool, ground truth of the imbalance protocol
     provenance: np.ndarray | None = None  # [E] str, e.g. "original", "generated:codi"
+    # [E] bool: the episode was cut before its end (a generated branch), so its last stored step
+    # holds only the observation, state and availability to bootstrap from; that step's action
+    # and reward are padding and it is no transition of its own
+    truncated: np.ndarray | None = None
     meta: dict = attrs.field(factory=dict)
 
     def __attrs_post_init__(self):
@@ -65,6 +70,13 @@ class Dataset:
     def step_mask(self) -> np.ndarray:
         """[E,T] bool, True on real (non-padding) steps."""
         return np.arange(self.padded_length)[None, :] < self.lengths[:, None]
+
+    def transition_mask(self) -> np.ndarray:
+        """[E,T] bool, True on steps that are transitions: real steps except a truncated episode's
+        last, which is only the observation its previous step leads to."""
+        if self.truncated is None or not self.truncated.any():
+            return self.step_mask()
+        return np.arange(self.padded_length)[None, :] < (self.lengths - self.truncated)[:, None]
 
     def clear_padding(self) -> Dataset:
         """The padding convention, in place: every per-step field zero past each episode's length,
@@ -126,6 +138,8 @@ class Dataset:
             arrays = [getattr(p, name) for p in parts]
             if name == "expert_mask" and any(a is not None for a in arrays):
                 arrays = [a if a is not None else np.zeros((p.episodes, p.agents), bool) for a, p in zip(arrays, parts)]
+            if name == "truncated" and any(a is not None for a in arrays):
+                arrays = [a if a is not None else np.zeros(p.episodes, bool) for a, p in zip(arrays, parts)]
             if any(a is None for a in arrays):
                 merged[name] = None
                 continue
@@ -142,7 +156,7 @@ class Dataset:
         returns = self.returns()
         stats = {
             "episodes": self.episodes,
-            "steps": int(self.lengths.sum()),
+            "steps": int(self.transition_mask().sum()),
             "agents": self.agents,
             "obs_dim": int(self.obs.shape[3]),
             "return_mean": float(returns.mean()) if len(returns) else float("nan"),
@@ -157,7 +171,7 @@ class Dataset:
         }
         if self.expert_mask is not None:
             stats["expert_share_per_agent"] = self.expert_mask.mean(axis=0).round(4).tolist()
-        valid = self.step_mask()
+        valid = self.transition_mask()
         counts = np.bincount(self.actions[valid].ravel(), minlength=1)
         stats["action_share"] = (counts / max(counts.sum(), 1)).round(4).tolist()
         return stats
@@ -311,7 +325,7 @@ def validate(dataset: Dataset, source: str | os.PathLike = "(in memory)") -> Non
         raise DatasetError(source, "actions", "negative action index")
     if dataset.avail_actions is not None:
         check_action_indices(dataset, source, dataset.avail_actions.shape[-1], "avail_actions")
-        valid = dataset.step_mask()
+        valid = dataset.transition_mask()
         chosen = np.take_along_axis(dataset.avail_actions, dataset.actions[..., None], axis=-1)[..., 0]
         if not chosen[valid].all():
             raise DatasetError(source, "actions", "some actions are not available per avail_actions")

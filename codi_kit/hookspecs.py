@@ -74,7 +74,9 @@ def register_learners(register: Register) -> None:
     """Register offline learners: dataset -> decentralised policy.
 
     ``register("bc", BehaviourCloning)``: the class subclasses ``codi_kit.learn.Learner`` and
-    implements ``fit(request) -> Policy`` and ``load(path) -> Policy``; the returned
+    implements ``fit(request) -> Policy`` and ``load(folder, context) -> Policy``; the returned
     ``codi_kit.policy.Policy`` saves itself and acts from per-agent observations and
-    available-action masks. Settings: ``[learner]``.
+    available-action masks. ``request.dataset`` holds the original and generated episodes
+    unmerged (``codi_kit.dataset_parts.DatasetParts``); ``codi_kit.replay.transitions`` flattens
+    it, ``.merged()`` gives one padded ``Dataset``. Settings: ``[learner]``.
     """

@@ -8,14 +8,14 @@ import attrs
 
 from codi_kit.collect import Normalization
 from codi_kit.context import NoSettings, StageContext
-from codi_kit.dataset import Dataset
+from codi_kit.dataset_parts import DatasetParts
 from codi_kit.policy import Policy
-from codi_kit.torch_policy import LogitsPolicy
+from codi_kit.torch_policy import load_policy
 
 
 @attrs.frozen
 class LearnRequest:
-    dataset: Dataset  # original + generated, provenance per episode
+    dataset: DatasetParts  # original + generated, unmerged (``.merged()`` pads them into one Dataset)
     context: StageContext
     normalization: Normalization | None = None  # for periodic evaluation while training
 
@@ -31,9 +31,9 @@ class Learner(abc.ABC):
         """Train and return the policy; log losses with ``request.context.log_metrics``."""
 
     def save(self, policy: Policy, folder: Path) -> None:
-        """Write the policy into ``folder`` (the learn artifact); the default handles ``LogitsPolicy``."""
+        """Write the policy into ``folder`` (the learn artifact); the default asks the policy to."""
         policy.save(folder)
 
     def load(self, folder: Path, context: StageContext) -> Policy:
         """Read back what ``save`` wrote."""
-        return LogitsPolicy.load(folder, context.device)
+        return load_policy(folder, context.device)

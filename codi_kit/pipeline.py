@@ -19,6 +19,7 @@ from codi_kit.collect import References, normalization_of
 from codi_kit.config import plugin_settings
 from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset, check_action_indices, check_import
+from codi_kit.dataset_parts import DatasetParts
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.evaluate import evaluate
 from codi_kit.labeling import QualityLabels, label_dataset
@@ -28,7 +29,6 @@ from codi_kit.progress import say
 from codi_kit.torch_utils import resolve_device, seed_everything
 
 STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
-
 
 class Pipeline:
     """One run: its configuration, its run directory ``root`` (config.json, results.json, report.md)
@@ -267,10 +267,11 @@ class Pipeline:
         say(f"[yellow]augmenter '{name}' generated {made} of {asked} episodes{why}; going on (generate.allow_shortfall)[/yellow]")
         return {"generated": made, "requested": asked, "reason": outcome.reason}
 
-    def training_data(self) -> Dataset:
+    def training_data(self) -> DatasetParts:
+        """Original and generated episodes, unmerged (merging would pad short branches)."""
         self.generate()
         original, generated = self.dataset("collect"), self.dataset("generate")
-        return Dataset.merge(original, generated) if generated.episodes else original
+        return DatasetParts((original, generated) if generated.episodes else (original,))
 
     def learn(self) -> Artifact:
         if "learn" in self.artifacts:
@@ -382,7 +383,6 @@ class Pipeline:
     def close(self):
         if self._env is not None:
             self._env.close()
-
 
 def _file_digest(path: str) -> str:
     digest = hashlib.sha256()

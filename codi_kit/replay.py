@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from codi_kit.dataset import Dataset
+from codi_kit.dataset_parts import DatasetParts
 
 
 @attrs.frozen
@@ -35,35 +36,47 @@ class Transitions:
         return {name: (None if getattr(self, name) is None else getattr(self, name)[rows]) for name in names}
 
 
-def transitions(dataset: Dataset, device: torch.device, episodes: np.ndarray | None = None) -> Transitions:
-    """Every real step of the chosen episodes; the next step of an episode's last is itself
-    (masked by ``done``)."""
+def transitions(dataset: Dataset | DatasetParts, device: torch.device, episodes: np.ndarray | None = None,
+                actions: int | None = None) -> Transitions:
+    """Every transition of the chosen episodes. The next step of an episode's last is itself
+    (masked by ``done``); a truncated episode's last stored step is only the next observation
+    of the step before it, which bootstraps (``done`` 0). ``actions``: the action count where the
+    data has no availability masks (default: one more than the largest action seen)."""
     if episodes is not None:
         dataset = dataset.select(episodes)
-    valid = dataset.step_mask()
+    parts = dataset.parts if isinstance(dataset, DatasetParts) else (dataset,)
+    parts = [part for part in parts if part.episodes] or list(parts[:1])
+    actions = actions or int(max(part.actions.max(initial=0) for part in parts)) + 1
+    joint_state = any(part.state is None for part in parts)  # one state definition for every part
+    flat = [_flatten(part, actions, joint_state) for part in parts]
+    offsets = np.cumsum([0] + [part.episodes for part in parts])[:-1]  # episode numbers across the parts kept
+    fields = {name: np.concatenate([f[name] for f in flat]) for name in flat[0] if name != "episode"}
+    fields["episode"] = np.concatenate([f["episode"] + offset for f, offset in zip(flat, offsets)])
+    return Transitions(**{name: torch.as_tensor(np.ascontiguousarray(array), device=device)
+                          for name, array in fields.items()})
+
+
+def _flatten(dataset: Dataset, actions: int, joint_state: bool) -> dict:
+    """One part's transitions as numpy arrays."""
+    valid = dataset.transition_mask()
+    truncated = dataset.truncated if dataset.truncated is not None else np.zeros(dataset.episodes, bool)
     following = np.minimum(np.arange(dataset.padded_length)[None, :] + 1, dataset.lengths[:, None] - 1)
     following = np.broadcast_to(following, valid.shape)
     e_index, t_index = np.nonzero(valid)
     t_next = following[e_index, t_index]
     avail = dataset.avail_actions
     if avail is None:
-        avail = np.ones(dataset.actions.shape + (int(dataset.actions.max()) + 1,), bool)
-    state = dataset.state if dataset.state is not None else dataset.obs.reshape(*dataset.obs.shape[:2], -1)
-
-    def tensor(array):
-        return torch.as_tensor(np.ascontiguousarray(array), device=device)
-
-    return Transitions(
-        obs=tensor(dataset.obs[e_index, t_index]), actions=tensor(dataset.actions[e_index, t_index]),
-        avail=tensor(avail[e_index, t_index]), rewards=tensor(dataset.rewards[e_index, t_index]),
-        next_obs=tensor(dataset.obs[e_index, t_next]), next_avail=tensor(avail[e_index, t_next]),
-        done=tensor((t_index == dataset.lengths[e_index] - 1).astype(np.float32)),
-        state=tensor(state[e_index, t_index]), next_state=tensor(state[e_index, t_next]),
-        episode=tensor(e_index),
-    )
+        avail = np.ones(dataset.actions.shape + (actions,), bool)
+    state = dataset.obs.reshape(*dataset.obs.shape[:2], -1) if joint_state else dataset.state
+    done = (t_index == dataset.lengths[e_index] - 1) & ~truncated[e_index]
+    return {"obs": dataset.obs[e_index, t_index], "actions": dataset.actions[e_index, t_index],
+            "avail": avail[e_index, t_index], "rewards": dataset.rewards[e_index, t_index],
+            "next_obs": dataset.obs[e_index, t_next], "next_avail": avail[e_index, t_next],
+            "done": done.astype(np.float32), "state": state[e_index, t_index],
+            "next_state": state[e_index, t_next], "episode": e_index}
 
 
-def split_episodes(dataset: Dataset, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_episodes(dataset: Dataset | DatasetParts, validation_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Episode indices for training and held-out validation (for early stopping)."""
     order = np.random.default_rng([seed, 5]).permutation(dataset.episodes)
     held = int(round(validation_fraction * dataset.episodes)) if dataset.episodes > 1 else 0

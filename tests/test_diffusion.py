@@ -17,6 +17,7 @@ from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.diffusion.stitch import Stitcher
 from codi_kit.diffusion.trainer import segment_data, training_conditions
+from codi_kit.replay import transitions
 
 
 @pytest.fixture(scope="module", params=sorted(DENOISERS))
@@ -294,8 +295,13 @@ def test_branches_start_at_real_steps_and_last_branch_length_steps(cn_dataset):
     settings = DiffusionSettings(sampling_steps=2, generation_batch=8, use_labels=False, compose=False,
                                  consistency_threshold=1e9)
     generated = Stitcher(model, settings, starts, targets, 0).generate(12, cn_dataset, steps=2)
-    assert (generated.lengths == 2).all() and generated.padded_length == 2  # merging pads them to the data's length
+    # two steps and the state the second leads to, marked truncated: a learner bootstraps from it
+    assert (generated.lengths == 3).all() and generated.padded_length == 3 and generated.truncated.all()
+    assert generated.transition_mask().sum() == 2 * generated.episodes
     assert Dataset.merge(cn_dataset, generated).padded_length == cn_dataset.padded_length
+    replay = transitions(generated, torch.device("cpu"))
+    assert len(replay) == 2 * generated.episodes and not replay.done.any()
+    torch.testing.assert_close(replay.next_obs[1::2], torch.as_tensor(generated.obs[:, 2]))
     real = cn_dataset.obs[cn_dataset.step_mask()]
     for first in generated.obs[:, 0]:
         assert np.abs(real - first).max(axis=(1, 2)).min() < 1e-4  # each branch starts at a real step
@@ -336,7 +342,7 @@ def test_the_cpu_path_branches_one_generated_transition_off_real_steps(tmp_path,
     results = json.loads((out / "results.json").read_text())
     generated = Dataset.load(out / results["artifacts"]["generate"] / "generated.npz")
     original = Dataset.load(next(out.glob("collect-*/dataset.npz")))
-    assert generated.episodes == 8 and (generated.lengths == 1).all()
+    assert generated.episodes == 8 and (generated.lengths == 2).all() and generated.truncated.all()  # + its next state
     real = original.obs[original.step_mask()]
     assert all(np.abs(real - first).max(axis=(1, 2)).min() < 1e-4 for first in generated.obs[:, 0])
     diagnostics = json.loads((out / "results.json").read_text())["augment_diagnostics"]

@@ -115,7 +115,10 @@ class DiffusionAugmenter(Augmenter):
         say(f"diagnostics: {report['label_sensitivity']} {report['probe']}")
 
         started = time.perf_counter()
-        episodes = settings.generated_episodes or dataset.episodes
+        # 0: as much data as the original: its episode count, or for branches of L steps as many
+        # generated transitions as it has real ones (the paper adds as many episodes as it collected)
+        episodes = settings.generated_episodes or (
+            math.ceil(int(dataset.lengths.sum()) / settings.branch_length) if settings.branch_length else dataset.episodes)
         starts, targets = starting_points(model, dataset, settings.target_return_quantile, settings.branch_length > 0)
         stitcher = Stitcher(model, settings, starts, targets, context.seed)
         every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset, settings.branch_length)

@@ -117,7 +117,7 @@ def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
     env's expert does in that state (uniform random play on CN: 0.2; the imbalanced dataset: ~0.47),
     overall, where the expert does not idle (an idling generator agrees wherever the expert idles),
     per agent and per step of the episode."""
-    valid = episodes.step_mask()
+    valid = episodes.transition_mask()
     obs = episodes.obs[valid]
     avail = episodes.avail_actions[valid] if episodes.avail_actions is not None else np.ones(
         (*obs.shape[:2], env.spec.actions), bool)
@@ -142,7 +142,7 @@ def behaviour(env, episodes: Dataset) -> dict:
     ``codi_kit.probes``) is None."""
     obs, lengths = episodes.obs, episodes.lengths
     final = obs[np.arange(len(lengths)), lengths - 1]
-    valid = episodes.step_mask()
+    valid = episodes.transition_mask()
     score, speed = probe(env, QualityScore), probe(env, Speed)
     return {"quality_score": score(final) if score and len(final) else None,
             "mean_speed": float(speed(obs[valid]).mean()) if speed and valid.any() else None,

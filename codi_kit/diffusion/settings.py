@@ -89,7 +89,7 @@ class DiffusionSettings:
     guidance_scope: str = sampling("joint", validator=attrs.validators.in_(("joint", "own")))
     # "joint": each composed condition moves the whole segment (Eq. 8); "own": condition i moves agent i only
     target_return_quantile: float = sampling(0.9)  # R-hat: this quantile of the dataset's initial RTG (MADiff's test_ret)
-    generated_episodes: int = sampling(0)  # 0: as many as the original dataset
+    generated_episodes: int = sampling(0)  # 0: as many episodes as the original (branches: as many transitions)
     keep_fraction: float = sampling(0.5, validator=attrs.validators.and_(attrs.validators.gt(0), attrs.validators.le(1)))
     # sample generated_episodes / keep_fraction episodes, keep those with the highest imputed return
     generation_batch: int = sampling(256)
@@ -131,6 +131,11 @@ PROFILES = {
     # transitions measured better downstream than 20000
     "quick": {**CPU_PATH, "train_steps": 3000, "width": 128, "batch_size": 512, "learning_rate": 2e-3,
               "generated_episodes": 40000, "ema_start": 500},
+    # The paper's data scale on a CPU: the quick generator (its training reads segments, not the
+    # dataset, so 20000 episodes cost no more updates), adding as many generated transitions as
+    # the data has real ones (generated_episodes 0), as the paper adds as many episodes as it has
+    "standard": {**CPU_PATH, "train_steps": 3000, "width": 128, "batch_size": 512, "learning_rate": 2e-3,
+                 "generated_episodes": 0, "ema_start": 500},
     # The authors' CN configuration (lilh76/CODI CODI_diffusion/exp_specs/mpe/spread/
     # mad_mpe_spread3_attn_exp.yaml, syn_spread.yaml) where our code has the same notion; the
     # README lists every difference and its reason. Batch 32 x 2 gradient accumulation = batch 64.

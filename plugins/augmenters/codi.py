@@ -11,7 +11,8 @@ from codi_kit.diffusion.settings import DiffusionSettings, profiles_with
 class Codi(DiffusionAugmenter):
     # guidance 2 per condition at the CPU budget (BC on original + generated, privileged labels, 3
     # seeds: CODI w/o Com. 0.33 at w = 2 against 0.30 at w = 1; CODI 0.24 against 0.25, within noise)
-    PROFILES = profiles_with(quick={"guidance_weight": 2.0}, smoke={"guidance_weight": 2.0})
+    PROFILES = profiles_with(quick={"guidance_weight": 2.0}, smoke={"guidance_weight": 2.0},
+                             standard={"guidance_weight": 2.0})
 
     @attrs.frozen
     class Config(DiffusionSettings):

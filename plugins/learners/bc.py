@@ -1,6 +1,11 @@
-"""Behaviour cloning (BC) and 50%BC: a shared MLP policy (agent-id one-hot) fit by cross-entropy
-on the dataset's actions among the available ones, early-stopped on held-out episodes. 50%BC
-clones only the top half of episodes by return (Flow to Better, the paper's ref [44])."""
+"""Behaviour cloning (BC) and 50%BC: a shared policy (agent-id one-hot) fit by cross-entropy on
+the dataset's actions among the available ones, early-stopped on held-out episodes. 50%BC clones
+only the top half of episodes by return (Flow to Better, the paper's ref [44]).
+
+``network = "mlp"``: an MLP on the current observation, batches of transitions. ``"gru"``: the
+authors' recurrent agent (``codi_kit.recurrent``: GRU over the episode, last action and agent id
+in the input), batches of whole episodes.
+"""
 from __future__ import annotations
 
 import copy
@@ -13,6 +18,7 @@ import torch.nn.functional as F
 import codi_kit
 from codi_kit.learn import Learner
 from codi_kit.nets import SharedAgentNetwork, masked_logits
+from codi_kit.recurrent import Episodes, RecurrentAgent, RecurrentPolicy, previous_actions
 from codi_kit.replay import split_episodes, transitions
 from codi_kit.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import adam, seed_everything
@@ -33,10 +39,13 @@ class BehaviourCloning(Learner):
     @attrs.frozen
     class Config(LoopSettings):
         steps: int = 5000
+        network: str = attrs.field(default="mlp", validator=attrs.validators.in_(("mlp", "gru")))
         hidden: int = 256  # the learners issue's calibration: 2 x 256 shared MLP
         layers: int = 2
+        rnn_hidden: int = 64  # OffPyMARL default.yaml rnn_hidden_dim (the authors' BC agent)
         learning_rate: float = 1e-3
-        batch_size: int = 512
+        batch_size: int = 512  # transitions (mlp)
+        episode_batch: int = 128  # episodes (gru; the authors' offline_batch_size is 1024, a GPU's budget)
         top_fraction: float = 1.0  # share of episodes cloned, best by return first (50%BC: 0.5)
         validation_fraction: float = 0.1  # held-out episodes for early stopping
         # log_every: validation loss is measured at every log step
@@ -48,21 +57,50 @@ class BehaviourCloning(Learner):
         if config.top_fraction < 1.0:
             dataset = dataset.select(top_episodes(dataset.returns(), config.top_fraction))
         train_episodes, validation_episodes = split_episodes(dataset, config.validation_fraction, context.seed)
-        train = transitions(dataset, context.device, train_episodes)
-        validation = transitions(dataset, context.device, validation_episodes) if len(validation_episodes) else None
         spec = context.env.spec
-        network = SharedAgentNetwork(spec.obs_dim, spec.agents, spec.actions, config.hidden, config.layers).to(context.device)
-        optimizer = adam(network.parameters(), config.learning_rate)
         generator = torch.Generator().manual_seed(context.seed)
+        if config.network == "gru":
+            network = RecurrentAgent(spec.obs_dim, spec.agents, spec.actions, config.rnn_hidden).to(context.device)
+            train = Episodes(dataset.select(train_episodes), context.device, spec.actions)
+            validation = Episodes(dataset.select(validation_episodes), context.device, spec.actions) \
+                if len(validation_episodes) else None
 
-        read = ("obs", "avail", "actions")  # the fields of a transition BC uses
+            def loss_of(batch):  # cross-entropy on every transition of the episodes
+                logits, _ = network(batch.obs, previous_actions(batch.actions))
+                logits = masked_logits(logits, batch.avail)[batch.valid]
+                return F.cross_entropy(logits.flatten(0, -2), batch.actions[batch.valid].flatten())
 
-        def loss_of(batch):
-            logits = masked_logits(network(batch["obs"]), batch["avail"])
-            return F.cross_entropy(logits.flatten(0, -2), batch["actions"].flatten())
+            def draw():
+                return train.sample(config.episode_batch, generator)
+
+            def held_out():
+                return validation.take(np.arange(len(validation)))
+
+            def make_policy():
+                return RecurrentPolicy(network, context.device)
+        else:
+            network = SharedAgentNetwork(spec.obs_dim, spec.agents, spec.actions, config.hidden, config.layers).to(context.device)
+            train = transitions(dataset, context.device, train_episodes, actions=spec.actions)
+            validation = transitions(dataset, context.device, validation_episodes, actions=spec.actions) \
+                if len(validation_episodes) else None
+            read = ("obs", "avail", "actions")  # the fields of a transition BC uses
+
+            def loss_of(batch):
+                logits = masked_logits(network(batch["obs"]), batch["avail"])
+                return F.cross_entropy(logits.flatten(0, -2), batch["actions"].flatten())
+
+            def draw():
+                return train.sample(config.batch_size, generator, read)
+
+            def held_out():
+                return validation.take(torch.arange(len(validation), device=context.device), read)
+
+            def make_policy():
+                return LogitsPolicy(network, context.device)
+        optimizer = adam(network.parameters(), config.learning_rate)
 
         def update(step):
-            loss = loss_of(train.sample(config.batch_size, generator, read))
+            loss = loss_of(draw())
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -73,18 +111,19 @@ class BehaviourCloning(Learner):
         def validate(step, record):
             if validation is None:
                 return
+            network.eval()
             with torch.no_grad():
-                everything = torch.arange(len(validation), device=context.device)
-                record["validation_loss"] = float(loss_of(validation.take(everything, read)))
+                record["validation_loss"] = float(loss_of(held_out()))
+            network.train()
             if record["validation_loss"] < best["loss"]:
                 best.update(loss=record["validation_loss"], state=copy.deepcopy(network.state_dict()), step=step)
 
-        policy = LogitsPolicy(network, context.device)
-        train_loop(request, config, update, lambda: policy, "learn bc", on_log=validate)
+        policy = make_policy()
+        train_loop(request, config, update, lambda: policy, f"learn bc ({config.network})", on_log=validate)
         network.load_state_dict(best["state"] if validation is not None else network.state_dict())
         context.log_metrics({"best_step": best["step"], "best_validation_loss": best["loss"],
                              "episodes_cloned": dataset.episodes})
-        return LogitsPolicy(network, context.device)
+        return make_policy()
 
 
 class HalfBehaviourCloning(BehaviourCloning):

@@ -39,58 +39,71 @@ class OMIGA(Learner):
     def fit(self, request):
         config, context = self.config, request.context
         seed_everything(context.seed)
-        spec = context.env.spec
-        data = transitions(request.dataset, context.device)
-        state_dim = data.state.shape[-1]  # the global state when the dataset has one, else joint observations
-
-        def network(outputs):
-            return SharedAgentNetwork(spec.obs_dim, spec.agents, outputs, config.hidden, 2).to(context.device)
-
-        q, v, actor = network(spec.actions), network(1), network(spec.actions)
-        mixer = StateMixer(state_dim, spec.agents, config.mixer_hidden).to(context.device)
-        target_q, target_v, target_mixer = copy.deepcopy(q), copy.deepcopy(v), copy.deepcopy(mixer)
-        q_parameters = list(q.parameters()) + list(mixer.parameters())
-        q_optimizer = adam(q_parameters, config.learning_rate)
-        v_optimizer = adam(v.parameters(), config.learning_rate)
-        actor_optimizer = adam(actor.parameters(), config.learning_rate)
+        data = transitions(request.dataset, context.device, actions=context.env.spec.actions)
+        nets = OmigaNetworks(context.env.spec, data.state.shape[-1], config).to(context.device)
         generator = torch.Generator().manual_seed(context.seed)
 
         def update(step):
-            batch = data.sample(config.batch_size, generator)
-            actions = batch["actions"].unsqueeze(-1)  # [B,N,1]
-            # Q_tot(s, a) = sum_i w_i(s) Q_i(o_i, a_i) + b(s), regressed on r + gamma V_tot(s')
-            weights, bias = mixer(batch["state"])
-            q_taken = q(batch["obs"]).gather(-1, actions).squeeze(-1)  # [B,N]
-            q_total = (weights * q_taken).sum(-1) + bias.squeeze(-1)
-            with torch.no_grad():
-                next_weights, next_bias = target_mixer(batch["next_state"])
-                v_next_total = (next_weights * target_v(batch["next_obs"]).squeeze(-1)).sum(-1) + next_bias.squeeze(-1)
-                q_target = batch["rewards"] + config.gamma * (1 - batch["done"]) * v_next_total
-            q_loss = ((q_total - q_target) ** 2).mean()
+            return nets.update(data.sample(config.batch_size, generator), config)
 
-            # local regularised advantage z_i = w_i (Q_i - V_i) / alpha, from target Q and mixer
-            with torch.no_grad():
-                target_weights, _ = target_mixer(batch["state"])
-                target_q_taken = target_q(batch["obs"]).gather(-1, actions).squeeze(-1)
-            values = v(batch["obs"]).squeeze(-1)
-            z = ((target_weights * target_q_taken - target_weights * values) / config.alpha).clamp(-config.z_clip, config.z_clip)
-            max_z = z.max().clamp(min=-1.0).detach()
-            v_loss = (torch.exp(z - max_z) + torch.exp(-max_z) * target_weights * values / config.alpha).mean()
-
-            # weighted behaviour cloning with weights exp(z_i), over available actions
-            log_probabilities = torch.log_softmax(masked_logits(actor(batch["obs"]), batch["avail"]), -1)
-            actor_loss = -(torch.exp(z).detach() * log_probabilities.gather(-1, actions).squeeze(-1)).mean()
-
-            clipped_step(actor_optimizer, actor_loss, actor.parameters(), config.grad_norm_clip)
-            clipped_step(q_optimizer, q_loss, q_parameters, config.grad_norm_clip)
-            clipped_step(v_optimizer, v_loss, v.parameters(), config.grad_norm_clip)
-            for target, source in ((target_q, q), (target_v, v), (target_mixer, mixer)):
-                soft_update(target, source, config.tau)
-            return {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "actor_loss": actor_loss.detach()}
-
-        policy = LogitsPolicy(actor, context.device)
+        policy = LogitsPolicy(nets.actor, context.device)
         train_loop(request, config, update, lambda: policy, "learn omiga")
         return policy
+
+
+class OmigaNetworks(torch.nn.Module):
+    """Local Q_i, V_i and the actor (shared over agents), the state mixer, their targets and optimisers."""
+
+    def __init__(self, spec, state_dim: int, config: OMIGA.Config):
+        super().__init__()
+
+        def network(outputs):
+            return SharedAgentNetwork(spec.obs_dim, spec.agents, outputs, config.hidden, 2)
+
+        self.q, self.v, self.actor = network(spec.actions), network(1), network(spec.actions)
+        self.mixer = StateMixer(state_dim, spec.agents, config.mixer_hidden)
+        self.target_q, self.target_v, self.target_mixer = copy.deepcopy(self.q), copy.deepcopy(self.v), copy.deepcopy(self.mixer)
+        self.q_parameters = list(self.q.parameters()) + list(self.mixer.parameters())
+        self.q_optimizer = adam(self.q_parameters, config.learning_rate)
+        self.v_optimizer = adam(self.v.parameters(), config.learning_rate)
+        self.actor_optimizer = adam(self.actor.parameters(), config.learning_rate)
+
+    def advantage(self, batch, config) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """z_i = w_i(s) (Q_i(o_i, a_i) - V_i(o_i)) / alpha [B,N] from the target Q and mixer, w_i(s), V_i(o_i)."""
+        with torch.no_grad():
+            weights, _ = self.target_mixer(batch["state"])
+            q_taken = self.target_q(batch["obs"]).gather(-1, batch["actions"].unsqueeze(-1)).squeeze(-1)
+        values = self.v(batch["obs"]).squeeze(-1)
+        return ((weights * q_taken - weights * values) / config.alpha).clamp(-config.z_clip, config.z_clip), weights, values
+
+    def update(self, batch, config) -> dict:
+        actions = batch["actions"].unsqueeze(-1)  # [B,N,1]
+        # Q_tot(s, a) = sum_i w_i(s) Q_i(o_i, a_i) + b(s), regressed on r + gamma V_tot(s')
+        weights, bias = self.mixer(batch["state"])
+        q_taken = self.q(batch["obs"]).gather(-1, actions).squeeze(-1)  # [B,N]
+        q_total = (weights * q_taken).sum(-1) + bias.squeeze(-1)
+        with torch.no_grad():
+            next_weights, next_bias = self.target_mixer(batch["next_state"])
+            v_next_total = (next_weights * self.target_v(batch["next_obs"]).squeeze(-1)).sum(-1) + next_bias.squeeze(-1)
+            q_target = batch["rewards"] + config.gamma * (1 - batch["done"]) * v_next_total
+        q_loss = ((q_total - q_target) ** 2).mean()
+
+        # local regularised advantage z_i; V_i minimises E[exp(z_i) + w_i V_i / alpha] (OMIGA's implicit value)
+        z, target_weights, values = self.advantage(batch, config)
+        max_z = z.max().clamp(min=-1.0).detach()
+        v_loss = (torch.exp(z - max_z) + torch.exp(-max_z) * target_weights * values / config.alpha).mean()
+
+        # weighted behaviour cloning with weights exp(z_i), over available actions
+        log_probabilities = torch.log_softmax(masked_logits(self.actor(batch["obs"]), batch["avail"]), -1)
+        actor_loss = -(torch.exp(z).detach() * log_probabilities.gather(-1, actions).squeeze(-1)).mean()
+
+        clipped_step(self.actor_optimizer, actor_loss, self.actor.parameters(), config.grad_norm_clip)
+        clipped_step(self.q_optimizer, q_loss, self.q_parameters, config.grad_norm_clip)
+        clipped_step(self.v_optimizer, v_loss, self.v.parameters(), config.grad_norm_clip)
+        for target, source in ((self.target_q, self.q), (self.target_v, self.v), (self.target_mixer, self.mixer)):
+            soft_update(target, source, config.tau)
+        return {"q_loss": q_loss.detach(), "v_loss": v_loss.detach(), "actor_loss": actor_loss.detach(),
+                "z_std": z.detach().std(), "z_max": z.detach().max()}  # how strongly the actor reweights
 
 
 @codi_kit.hookimpl
