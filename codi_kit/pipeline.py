@@ -247,6 +247,7 @@ class Pipeline:
                 generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
                 generated.save(artifact.workdir / "generated.npz")
                 artifact.record["generated_episodes"] = generated.episodes
+                artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
                 artifact.record["diagnostics"] = outcome.diagnostics
                 if generated.episodes:
                     artifact.record["summary"] = generated.summary()
@@ -367,8 +368,10 @@ class Pipeline:
             "episode_returns": evaluation.get("returns"),
             "env_settings": self.identity("env")["settings"],
             "learner_steps": self.identity("learner")["settings"].get("steps"),
+            "learner_settings": self.identity("learner")["settings"],
             "dataset_episodes": collected["summary"]["episodes"],
             "generated_episodes": generated["generated_episodes"],
+            "generated_transitions": generated.get("generated_transitions"),
             "generation_shortfall": generated.get("shortfall"),
             "dataset_summary": collected["summary"],
             "label_stats": labelled.meta()["stats"] if labelled else None,

@@ -38,6 +38,7 @@ def masked_max_action(q_values: torch.Tensor, avail: torch.Tensor) -> torch.Tens
 
 class OMAR(Learner):
     PROFILES = {"smoke": {"steps": 200, "log_every": 100}, "quick": {"steps": 10000, "evaluate_every": 2500},
+                "standard": {"steps": 20000, "batch_size": 512, "log_every": 1000, "evaluate_every": 5000},
                 "paper": {"steps": 100000, "log_every": 1000, "evaluate_every": 10000}}
 
     @attrs.frozen

@@ -22,6 +22,7 @@ from codi_kit.training import LoopSettings, clipped_step, soft_update, train_loo
 
 class OMIGA(Learner):
     PROFILES = {"smoke": {"steps": 200, "log_every": 100}, "quick": {"steps": 10000, "evaluate_every": 2500},
+                "standard": {"steps": 20000, "batch_size": 512, "log_every": 1000, "evaluate_every": 5000},
                 "paper": {"steps": 100000, "log_every": 1000, "evaluate_every": 10000}}
 
     @attrs.frozen
