@@ -27,6 +27,7 @@ from codi_kit.bench.grid import load_grid  # noqa: E402
 from codi_kit.bench.paper import paper_value  # noqa: E402
 from codi_kit.bench.runner import run_bench  # noqa: E402
 from codi_kit.bench.table import table1_markdown  # noqa: E402
+from codi_kit.dataset import FIELDS, Dataset  # noqa: E402
 
 CURVE_KEYS = ("loss", "validation_loss", "q_loss", "actor_loss", "z_std", "eval_normalized_return")
 
@@ -37,6 +38,28 @@ def curve(bench: Path, results: dict) -> list[dict]:
         return []
     records = [json.loads(line) for line in metrics.read_text().splitlines()]
     return [{k: r[k] for k in ("step", *CURVE_KEYS) if k in r} for r in records if "step" in r]
+
+
+def data_bytes(bench: Path, records: list[dict]) -> dict | None:
+    """What the first CODI cell's learner data takes unmerged (the parts' arrays) against what
+    ``Dataset.merge`` would allocate padding every episode to the longest."""
+    cell = next((r for r in records if r["status"] == "ok" and r["augmenter"] != "none"), None)
+    if cell is None:
+        return None
+    stages = bench / "stages"
+    original = Dataset.load(stages / cell["results"]["artifacts"]["collect"] / "dataset.npz")
+    generated = Dataset.load(stages / cell["results"]["artifacts"]["generate"] / "generated.npz")
+
+    def held(dataset):
+        return sum(getattr(dataset, f).nbytes for f in FIELDS if getattr(dataset, f) is not None)
+
+    merged = Dataset.merge(original.select(slice(0, 2)), generated.select(slice(0, 2)))  # which fields merging keeps
+    length = merged.padded_length
+    per_episode = {f: getattr(merged, f).nbytes / 4 for f in FIELDS if getattr(merged, f) is not None}
+    return {"original_episodes": original.episodes, "generated_episodes": generated.episodes,
+            "generated_transitions": int(generated.transition_mask().sum()), "padded_length": length,
+            "parts_bytes": held(original) + held(generated),
+            "merged_bytes": int(sum(per_episode.values()) * (original.episodes + generated.episodes))}
 
 
 def rows_of(records: list[dict], bench: Path) -> list[dict]:
@@ -81,7 +104,7 @@ def main(augmenter, learner, seeds, overrides, bench, workers, name):
     print("\n".join(table))
     summary = json.loads((Path(bench) / "bench.json").read_text())
     save(name, {"command": " ".join(sys.argv), "profile": "standard", "bench": summary, "table": table,
-                "rows": rows_of(records, Path(bench)),
+                "rows": rows_of(records, Path(bench)), "learner_data_bytes": data_bytes(Path(bench), records),
                 "failed": [{"cell": r["cell"], "error": r["error"]} for r in records if r["status"] != "ok"]})
 
 

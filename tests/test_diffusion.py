@@ -396,3 +396,20 @@ def test_expert_agreement_where_the_expert_moves(cn_env, cn_dataset):
     assert idling["where_expert_moves"] == 0.0 and idling["overall"] > 0
     assert dataset["where_expert_moves"] > 0.1
     assert dataset["where_expert_moves"] < dataset["overall"]  # the imbalanced data idles where the expert moves
+
+
+def test_generated_episodes_zero_adds_as_many_transitions_as_the_data_has(tmp_path, runner):
+    """The standard profile's amount: branches of one step, as many as the data has real steps."""
+    from codi_kit.cli import main
+
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["run", "--augmenter", "codi", "--labeler", "privileged", "--out", str(out), "--profile", "smoke",
+                                  "--quiet", "--set", "collect.episodes=12", "--set", "evaluate.episodes=2",
+                                  "--set", "learner.steps=5", "--set", "augmenter.train_steps=5",
+                                  "--set", "augmenter.generated_episodes=0", "--set", "report.baseline=false"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    original = Dataset.load(next(out.glob("collect-*/dataset.npz")))
+    assert results["generated_transitions"] == int(original.lengths.sum()) == results["generated_episodes"]
+    learned = json.loads((out / results["artifacts"]["learn"] / "meta.json").read_text())
+    assert learned["training_episodes"] == original.episodes + results["generated_episodes"]
