@@ -59,11 +59,10 @@ def main(path, updates, every, seed, overrides, name):
     set_quiet(True)
     torch.manual_seed(seed)
     dataset = Dataset.load(path)
-    pipeline = Pipeline(build_config("quick", **{"env.name": dataset.meta["env"], "device": "cpu"}), Path("/tmp"))
-    env = pipeline.env
-    for key, value in dataset.meta.get("env_settings", {}).items():
-        if key != "backend" and getattr(env, key, value) != value:
-            raise click.UsageError(f"the dataset's env setting {key}={value} is not the default env's")
+    env_settings = {f"env.{key}": value for key, value in dataset.meta.get("env_settings", {}).items()}
+    pipeline = Pipeline(build_config("quick", **{"env.name": dataset.meta["env"], "device": "cpu", **env_settings}),
+                        Path("/tmp"))
+    env = pipeline.env  # the env the dataset was collected in
     config = OMIGA.Config(**{k: parse_value(v) for k, v in (item.split("=", 1) for item in overrides)})
     order = np.random.default_rng(seed).permutation(dataset.episodes)
     probe_episodes, train_episodes = np.sort(order[:200]), np.sort(order[200:])

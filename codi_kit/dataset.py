@@ -71,6 +71,12 @@ class Dataset:
         """[E,T] bool, True on real (non-padding) steps."""
         return np.arange(self.padded_length)[None, :] < self.lengths[:, None]
 
+    def availability(self, actions: int) -> np.ndarray:
+        """[E,T,N,K] ``avail_actions``, or every one of ``actions`` available where there are none."""
+        if self.avail_actions is not None:
+            return self.avail_actions
+        return np.ones(self.actions.shape + (actions,), bool)
+
     def transition_mask(self) -> np.ndarray:
         """[E,T] bool, True on steps that are transitions: real steps except a truncated episode's
         last, which is only the observation its previous step leads to."""

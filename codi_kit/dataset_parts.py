@@ -40,6 +40,12 @@ class DatasetParts:
         bounds = np.cumsum([0] + [part.episodes for part in self.parts])
         return DatasetParts(part.select(chosen[start:end]) for part, start, end in zip(self.parts, bounds[:-1], bounds[1:]))
 
+    @staticmethod
+    def of(data: Dataset | DatasetParts) -> list[Dataset]:
+        """The parts that hold episodes (at least one part, possibly empty) of either kind of data."""
+        parts = data.parts if isinstance(data, DatasetParts) else (data,)
+        return [part for part in parts if part.episodes] or list(parts[:1])
+
     def merged(self) -> Dataset:
         """One padded ``Dataset`` (for a learner that wants one; costs the padding)."""
         return Dataset.merge(*self.parts)

@@ -30,6 +30,7 @@ from codi_kit.torch_utils import resolve_device, seed_everything
 
 STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
 
+
 class Pipeline:
     """One run: its configuration, its run directory ``root`` (config.json, results.json, report.md)
     and the stage ``store`` its artifacts live in (the run directory unless shared, as a bench does)."""
@@ -386,6 +387,7 @@ class Pipeline:
     def close(self):
         if self._env is not None:
             self._env.close()
+
 
 def _file_digest(path: str) -> str:
     digest = hashlib.sha256()

@@ -11,6 +11,14 @@ def masked_argmax(scores: np.ndarray, avail: np.ndarray) -> np.ndarray:
     return np.where(avail, scores, -np.inf).argmax(axis=-1).astype(np.int64)
 
 
+def sample_available(logits: np.ndarray, avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One draw from softmax(logits) per [..., K] row (unavailable actions' logits are masked)."""
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    draws = rng.random(probabilities.shape[:-1] + (1,))
+    return np.minimum((probabilities.cumsum(-1) < draws).sum(-1), avail.shape[-1] - 1).astype(np.int64)
+
+
 def uniform_available(avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """One action drawn uniformly among the available ones, per [..., K] mask."""
     noise = rng.random(avail.shape)

@@ -4,11 +4,10 @@ agent, a GRU over the episode whose input at step t is o_t, the agent's own last
 
 History matters on imbalanced data even where observations are Markov: an agent that has acted
 like the expert so far is the episode's expert, so a recurrent clone can follow the expert's
-mode of the data instead of the mixture of all agents' actions.
+mode of the data instead of the mixture of all agents' actions. Its policy, which carries the
+hidden state through a rollout, is ``codi_kit.torch_policy.RecurrentPolicy``.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import attrs
 import numpy as np
@@ -18,9 +17,6 @@ from torch.nn import functional as F
 
 from codi_kit.dataset import Dataset
 from codi_kit.dataset_parts import DatasetParts
-from codi_kit.nets import masked_logits
-from codi_kit.policy import Policy
-from codi_kit.torch_policy import sample_available
 
 
 class RecurrentAgent(nn.Module):
@@ -56,42 +52,6 @@ def previous_actions(actions: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.full_like(actions[:, :1], -1), actions[:, :-1]], dim=1)
 
 
-class RecurrentPolicy(Policy):
-    """Acts one step at a time, carrying each copy's hidden state and last action."""
-
-    kind = "recurrent"
-
-    def __init__(self, network: RecurrentAgent, device: torch.device):
-        self.network, self.device = network.to(device).eval(), device
-        self.hidden, self.last = None, None
-
-    def reset(self, copies: int) -> None:
-        self.hidden = None
-        self.last = torch.full((copies, 1, self.network.agents), -1, dtype=torch.int64, device=self.device)
-
-    @torch.no_grad()
-    def act(self, obs, avail, rng, greedy=True):
-        obs = torch.as_tensor(obs, device=self.device).unsqueeze(1)  # [B,1,N,O]
-        if self.last is None or self.last.shape[0] != obs.shape[0]:
-            self.reset(obs.shape[0])
-        logits, self.hidden = self.network(obs, self.last, self.hidden)
-        logits = masked_logits(logits[:, 0], torch.as_tensor(avail, device=self.device)).cpu().double().numpy()
-        chosen = logits.argmax(-1).astype(np.int64) if greedy else sample_available(logits, avail, rng)
-        self.last = torch.as_tensor(chosen, device=self.device).unsqueeze(1)
-        return chosen
-
-    def save(self, folder: Path) -> None:
-        torch.save({"kind": self.kind, "shape": self.network.shape_args(), "state": self.network.state_dict()},
-                   Path(folder) / "policy.pt")
-
-    @staticmethod
-    def load(folder: Path, device: torch.device) -> "RecurrentPolicy":
-        saved = torch.load(Path(folder) / "policy.pt", map_location=device, weights_only=True)
-        network = RecurrentAgent(**saved["shape"])
-        network.load_state_dict(saved["state"])
-        return RecurrentPolicy(network, device)
-
-
 @attrs.frozen
 class EpisodeBatch:
     obs: torch.Tensor  # [B,T,N,O]
@@ -105,12 +65,9 @@ class Episodes:
     episodes uniformly across the parts and pads the batch to its longest."""
 
     def __init__(self, data: Dataset | DatasetParts, device: torch.device, actions: int):
-        parts = data.parts if isinstance(data, DatasetParts) else (data,)
-        self.parts = []
-        for part in (p for p in parts if p.episodes):
-            avail = part.avail_actions if part.avail_actions is not None else np.ones(part.actions.shape + (actions,), bool)
-            self.parts.append(EpisodeBatch(*(torch.as_tensor(np.ascontiguousarray(a), device=device) for a in
-                                             (part.obs, part.actions, avail, part.transition_mask()))))
+        self.parts = [EpisodeBatch(*(torch.as_tensor(np.ascontiguousarray(a), device=device) for a in
+                                     (part.obs, part.actions, part.availability(actions), part.transition_mask())))
+                      for part in DatasetParts.of(data)]
         self.sizes = np.array([len(p.obs) for p in self.parts])
         self.steps = int(sum(int(p.valid.sum()) for p in self.parts))
 

@@ -44,8 +44,7 @@ def transitions(dataset: Dataset | DatasetParts, device: torch.device, episodes:
     data has no availability masks (default: one more than the largest action seen)."""
     if episodes is not None:
         dataset = dataset.select(episodes)
-    parts = dataset.parts if isinstance(dataset, DatasetParts) else (dataset,)
-    parts = [part for part in parts if part.episodes] or list(parts[:1])
+    parts = DatasetParts.of(dataset)
     actions = actions or int(max(part.actions.max(initial=0) for part in parts)) + 1
     joint_state = any(part.state is None for part in parts)  # one state definition for every part
     flat = [_flatten(part, actions, joint_state) for part in parts]
@@ -64,9 +63,7 @@ def _flatten(dataset: Dataset, actions: int, joint_state: bool) -> dict:
     following = np.broadcast_to(following, valid.shape)
     e_index, t_index = np.nonzero(valid)
     t_next = following[e_index, t_index]
-    avail = dataset.avail_actions
-    if avail is None:
-        avail = np.ones(dataset.actions.shape + (actions,), bool)
+    avail = dataset.availability(actions)
     state = dataset.obs.reshape(*dataset.obs.shape[:2], -1) if joint_state else dataset.state
     done = (t_index == dataset.lengths[e_index] - 1) & ~truncated[e_index]
     return {"obs": dataset.obs[e_index, t_index], "actions": dataset.actions[e_index, t_index],

@@ -1,4 +1,5 @@
-"""A ``Policy`` backed by a shared-agent torch network producing action logits."""
+"""``Policy`` objects backed by torch networks: the shared-agent MLP's logits, or the recurrent
+agent's, carried step by step; one file format for both."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,29 +8,29 @@ import numpy as np
 import torch
 
 from codi_kit.nets import SharedAgentNetwork, masked_logits
-from codi_kit.policy import Policy
+from codi_kit.policy import Policy, sample_available
+from codi_kit.recurrent import RecurrentAgent
 
 
-def sample_available(logits: np.ndarray, avail: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One draw from softmax(logits) per [..., K] row (unavailable actions' logits are masked)."""
-    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
-    probabilities /= probabilities.sum(-1, keepdims=True)
-    draws = rng.random(probabilities.shape[:-1] + (1,))
-    return np.minimum((probabilities.cumsum(-1) < draws).sum(-1), avail.shape[-1] - 1).astype(np.int64)
+def save_policy(policy, folder: Path) -> None:
+    """``policy.pt``: which kind of policy, its network's shape and weights."""
+    torch.save({"kind": policy.kind, "shape": policy.network.shape_args(), "state": policy.network.state_dict()},
+               Path(folder) / "policy.pt")
 
 
 def load_policy(folder: Path, device: torch.device) -> Policy:
-    """What a learner's ``save`` wrote: a recurrent policy where its file says so, else logits."""
+    """What ``save_policy`` wrote (a file without a kind holds logits, as before recurrent policies)."""
     saved = torch.load(Path(folder) / "policy.pt", map_location=device, weights_only=True)
-    if saved.get("kind") == "recurrent":
-        from codi_kit.recurrent import RecurrentPolicy
-
-        return RecurrentPolicy.load(folder, device)
-    return LogitsPolicy.load(folder, device)
+    kind = {cls.kind: cls for cls in (LogitsPolicy, RecurrentPolicy)}[saved.get("kind", LogitsPolicy.kind)]
+    network = kind.network_class(**saved["shape"])
+    network.load_state_dict(saved["state"])
+    return kind(network, device)
 
 
 class LogitsPolicy(Policy):
     """Greedy: argmax over available actions; sampled: softmax over available actions."""
+
+    kind, network_class = "logits", SharedAgentNetwork
 
     def __init__(self, network: SharedAgentNetwork, device: torch.device):
         self.network, self.device = network.to(device).eval(), device
@@ -43,11 +44,36 @@ class LogitsPolicy(Policy):
         return sample_available(logits, avail, rng)
 
     def save(self, folder: Path) -> None:
-        torch.save({"shape": self.network.shape_args(), "state": self.network.state_dict()}, Path(folder) / "policy.pt")
+        save_policy(self, folder)
 
     @staticmethod
-    def load(folder: Path, device: torch.device) -> "LogitsPolicy":
-        saved = torch.load(Path(folder) / "policy.pt", map_location=device, weights_only=True)
-        network = SharedAgentNetwork(**saved["shape"])
-        network.load_state_dict(saved["state"])
-        return LogitsPolicy(network, device)
+    def load(folder: Path, device: torch.device) -> Policy:
+        return load_policy(folder, device)
+
+
+class RecurrentPolicy(Policy):
+    """Acts one step at a time, carrying each copy's hidden state and last action."""
+
+    kind, network_class = "recurrent", RecurrentAgent
+
+    def __init__(self, network: RecurrentAgent, device: torch.device):
+        self.network, self.device = network.to(device).eval(), device
+        self.hidden, self.last = None, None
+
+    def reset(self, copies: int) -> None:
+        self.hidden = None
+        self.last = torch.full((copies, 1, self.network.agents), -1, dtype=torch.int64, device=self.device)
+
+    @torch.no_grad()
+    def act(self, obs, avail, rng, greedy=True):
+        obs = torch.as_tensor(obs, device=self.device).unsqueeze(1)  # [B,1,N,O]
+        if self.last is None or self.last.shape[0] != obs.shape[0]:
+            self.reset(obs.shape[0])
+        logits, self.hidden = self.network(obs, self.last, self.hidden)
+        logits = masked_logits(logits[:, 0], torch.as_tensor(avail, device=self.device)).cpu().double().numpy()
+        chosen = logits.argmax(-1).astype(np.int64) if greedy else sample_available(logits, avail, rng)
+        self.last = torch.as_tensor(chosen, device=self.device).unsqueeze(1)
+        return chosen
+
+    def save(self, folder: Path) -> None:
+        save_policy(self, folder)

@@ -8,8 +8,9 @@ from codi_kit.context import StageContext
 from codi_kit.dataset import Dataset
 from codi_kit.dataset_parts import DatasetParts
 from codi_kit.learn import LearnRequest
-from codi_kit.recurrent import Episodes, RecurrentAgent, RecurrentPolicy, previous_actions
+from codi_kit.recurrent import Episodes, RecurrentAgent, previous_actions
 from codi_kit.replay import transitions
+from codi_kit.torch_policy import RecurrentPolicy
 
 
 def branches(dataset: Dataset, count: int) -> Dataset:

@@ -131,7 +131,7 @@ def write(dataset: Dataset, folder: str | Path, actions: int | None = None) -> P
     def extend(array):
         return np.concatenate([array, np.zeros_like(array[:, :1])], axis=1)
 
-    avail = dataset.avail_actions if dataset.avail_actions is not None else np.ones((episodes, steps, agents, count), bool)
+    avail = dataset.availability(count)
     arrays = {"obs": extend(dataset.obs), "actions": extend(dataset.actions[..., None]),
               "actions_onehot": extend(np.eye(count, dtype=np.float32)[dataset.actions] * valid[..., None, None]),
               "avail_actions": extend(avail.astype(np.int32)), "reward": extend(dataset.rewards[..., None]),

@@ -164,8 +164,7 @@ def nearest(points: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 51
 def stitch(dataset: Dataset, states: torch.Tensor, ensemble, settings, seed: int) -> tuple[Trajectories, list[dict]]:
     """``settings.iterations`` passes, each over the trajectories the last one left (the growing
     dataset: improved trajectories replace theirs and become jump targets)."""
-    avail = dataset.avail_actions if dataset.avail_actions is not None else \
-        np.ones(dataset.actions.shape + (ensemble.shape["actions"],), bool)
+    avail = dataset.availability(ensemble.shape["actions"])
     avail = torch.as_tensor(avail.reshape(-1, *avail.shape[2:]), device=states.device)
     generator = torch.Generator().manual_seed(seed)
     current, history = Trajectories.of(dataset), []

@@ -18,9 +18,9 @@ import torch.nn.functional as F
 import codi_kit
 from codi_kit.learn import Learner
 from codi_kit.nets import SharedAgentNetwork, masked_logits
-from codi_kit.recurrent import Episodes, RecurrentAgent, RecurrentPolicy, previous_actions
+from codi_kit.recurrent import Episodes, RecurrentAgent, previous_actions
 from codi_kit.replay import split_episodes, transitions
-from codi_kit.torch_policy import LogitsPolicy
+from codi_kit.torch_policy import LogitsPolicy, RecurrentPolicy
 from codi_kit.torch_utils import adam, seed_everything
 from codi_kit.training import LoopSettings, train_loop
 
@@ -114,10 +114,8 @@ class BehaviourCloning(Learner):
         def validate(step, record):
             if validation is None:
                 return
-            network.eval()
             with torch.no_grad():
                 record["validation_loss"] = float(loss_of(held_out()))
-            network.train()
             if record["validation_loss"] < best["loss"]:
                 best.update(loss=record["validation_loss"], state=copy.deepcopy(network.state_dict()), step=step)
 
