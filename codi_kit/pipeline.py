@@ -22,10 +22,11 @@ from codi_kit.dataset import Dataset, check_action_indices, check_import
 from codi_kit.dataset_parts import DatasetParts
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.evaluate import evaluate
+from codi_kit.generated_check import compare_with_dataset, verdict
 from codi_kit.labeling import QualityLabels, label_dataset
 from codi_kit.student import StudentConfig
 from codi_kit.learn import LearnRequest
-from codi_kit.progress import say
+from codi_kit.progress import say, warn
 from codi_kit.torch_utils import resolve_device, seed_everything
 
 STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
@@ -250,6 +251,9 @@ class Pipeline:
                 artifact.record["generated_episodes"] = generated.episodes
                 artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
                 artifact.record["diagnostics"] = outcome.diagnostics
+                artifact.record["versus_dataset"] = compare_with_dataset(self.env, generated, request.dataset)
+                if verdict(artifact.record["versus_dataset"]):
+                    warn(f"augmenter '{self.config['augmenter']['name']}': {verdict(artifact.record['versus_dataset'])}")
                 if generated.episodes:
                     artifact.record["summary"] = generated.summary()
         self.artifacts["generate"] = artifact
@@ -374,6 +378,7 @@ class Pipeline:
             "generated_episodes": generated["generated_episodes"],
             "generated_transitions": generated.get("generated_transitions"),
             "generation_shortfall": generated.get("shortfall"),
+            "generated_versus_dataset": generated.get("versus_dataset"),
             "dataset_summary": collected["summary"],
             "label_stats": labelled.meta()["stats"] if labelled else None,
             "train_diagnostics": trained.meta()["diagnostics"] if trained else None,

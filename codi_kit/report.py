@@ -9,6 +9,7 @@ import numpy as np
 from rich.table import Table
 
 from codi_kit.atomic import atomic_path
+from codi_kit.generated_check import verdict
 
 ROWS = [("env", "env"), ("labeler", "labeler"), ("augmenter", "augmenter"), ("learner", "learner"),
         ("seed", "seed"), ("profile", "profile"), ("device", "device"),
@@ -90,6 +91,9 @@ def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
                   f"episodes it set out to ({shortfall['reason'] or 'no reason given'}): learners trained on "
                   f"{'the original data alone' if not shortfall['generated'] else 'a shortfall of generated data'} "
                   "(generate.allow_shortfall).**", ""]
+    warning = verdict(results.get("generated_versus_dataset"))
+    if warning:
+        lines += [f"**Warning: {warning}.**", ""]
     rows = side_by_side(results)
     if rows:
         lines += [f"## What augmentation buys: {results['learner']} on {results['env']}", "",
@@ -122,6 +126,11 @@ def run_table(results: dict) -> Table:
     table.add_column("value", justify="right")
     for label, key in ROWS:
         table.add_row(label, _cell(results, label, key))
+    check = results.get("generated_versus_dataset")
+    if check:
+        measure = "agreement with the expert" if check["measure"] == "expert_agreement" else "quality score"
+        table.add_row(f"{measure}: generated / dataset", f"{check['generated']:.3f} / {check['dataset']:.3f}",
+                      style=None if check["better"] else "bold yellow")
     for trained_on, normalized, team in side_by_side(results):
         table.add_row(f"normalised return: {trained_on}", normalized, style="bold" if trained_on.startswith("gain") else None)
     return table

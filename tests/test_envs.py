@@ -123,6 +123,28 @@ def test_world_predators_team_and_protocols():
     env.close()
 
 
+def test_world_rule_judge_finds_the_intercepting_predator_and_the_prompts_say_why():
+    """Summed headings towards the prey's predicted position name the expert far above chance (0.33;
+    "distance shrank most" managed 0.46), and the compact prompt's counts rank the predators alike."""
+    import re
+
+    env = make("mpe/world")
+    data = collect(env, "imbalanced", 40, seed=4)
+    converter = plugins.configure(plugins.lookup("text_converter", "mpe/world"), {})
+    index = data.segment_index(8)[::3]
+    judged, counted = [], []
+    for episode, start in index:
+        obs, actions = data.obs[episode, start:start + 8], data.actions[episode, start:start + 8]
+        judged.append(env.rule_judge(obs, actions))
+        counts = [int(c) for c in re.findall(r"(\d) of 8 moves towards the prey", converter.compact_prompt(obs, actions))]
+        assert len(counts) == 3
+        counted.append(int(np.argmax(counts)))
+    truth = data.expert_mask[index[:, 0]].argmax(axis=1)
+    assert (np.array(judged) == truth).mean() > 0.85
+    assert (np.array(counted) == truth).mean() > 0.7
+    env.close()
+
+
 def test_generic_adapter_wraps_any_parallel_env_factory():
     from mpe2 import simple_spread_v3
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from codi_kit.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
 from codi_kit_plugins.envs.mpe_cn import geometry
+from codi_kit_plugins.envs.mpe_world import Layout, World, intercept_cosines
 
 ACTIONS = ["no-op", "move left", "move right", "move down", "move up"]
 
@@ -23,10 +24,12 @@ End your answer with a line of the form "Best agent: Agent <number>"."""
 
 WORLD_TEMPLATE = """You are judging a cooperative predator-prey task. {agents} predators chase one prey \
 around obstacles and forests (inside a forest an agent can be hidden). A good predator closes in on \
-the prey steadily and catches it; a poor predator wanders.
+the prey steadily, aiming where the prey is going, and catches it; while the prey is hidden it heads \
+for the nearest forest; a poor predator wanders.
 
-Below is a segment of {horizon} steps: for each predator, at every step, its action and its distance \
-to the prey (or that the prey is hidden from it).
+Below is a segment of {horizon} steps: for each predator, at every step, its action, whether that move \
+heads towards the prey (or, with the prey hidden, the nearest forest), and its distance to the prey \
+(or that the prey is hidden from it).
 
 {timelines}
 
@@ -46,9 +49,11 @@ Distance of each agent to its nearest landmark over {horizon} steps (first -> la
 Which agent performs best? Answer with one of {agent_list}."""
 
 WORLD_COMPACT_TEMPLATE = """Predator-prey: {agents} predators chase one prey. A good predator closes in on the \
-prey and catches it; a poor predator wanders and stays far away.
+prey, aiming where it is going (the nearest forest while the prey is hidden), and catches it; a poor \
+predator wanders and stays far away.
 
-Distance of each predator to the prey over {horizon} steps (first -> last, change; hidden = in a forest):
+Distance of each predator to the prey over {horizon} steps (first -> last, change; hidden = in a forest) \
+and how many of its moves headed for the prey:
 {timelines}
 
 Which predator performs best? Answer with one of {agent_list}."""
@@ -97,8 +102,6 @@ class WorldText:
     Config = TemplateConfig
 
     def __init__(self, config: TemplateConfig):
-        from codi_kit_plugins.envs.mpe_world import Layout, World
-
         defaults = World.Config()
         self.layout = Layout(defaults.obstacles, defaults.food, defaults.forests)
         self.template = load_template(config.template, WORLD_TEMPLATE)
@@ -108,9 +111,13 @@ class WorldText:
         horizon, agents = actions.shape
         distances = np.linalg.norm(obs[..., self.layout.prey], axis=-1)
 
+        cosines = intercept_cosines(self.layout, obs, actions)
+
         def line(t, i):
             seen = "prey hidden" if distances[t, i] < 1e-9 else f"distance to prey={distances[t, i]:.3f}"
-            return f"action={ACTIONS[actions[t, i]]}; {seen}"
+            target = "the prey" if distances[t, i] >= 1e-9 else "the nearest forest"
+            heading = f"towards {target}" if cosines[t, i] > 0.5 else f"not towards {target}"
+            return f"action={ACTIONS[actions[t, i]]} ({heading}); {seen}"
 
         return render(self.template, agents, horizon, agent_timelines(agents, horizon, line))
 
@@ -118,4 +125,7 @@ class WorldText:
         horizon, agents = actions.shape
         distances = np.linalg.norm(obs[..., self.layout.prey], axis=-1)  # 0 where the prey is hidden
         distances = np.where(distances < 1e-9, np.nan, distances)
-        return render(self.compact_template, agents, horizon, summary_lines(distances[0], distances[-1]))
+        towards = (intercept_cosines(self.layout, obs, actions) > 0.5).sum(axis=0)
+        lines = [f"{line}; {count} of {horizon} moves towards the prey"
+                 for line, count in zip(summary_lines(distances[0], distances[-1]).split("\n"), towards)]
+        return render(self.compact_template, agents, horizon, "\n".join(lines))
