@@ -252,8 +252,9 @@ class Pipeline:
                 artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
                 artifact.record["diagnostics"] = outcome.diagnostics
                 artifact.record["versus_dataset"] = compare_with_dataset(self.env, generated, request.dataset)
-                if verdict(artifact.record["versus_dataset"]):
-                    warn(f"augmenter '{self.config['augmenter']['name']}': {verdict(artifact.record['versus_dataset'])}")
+                warning = verdict(artifact.record["versus_dataset"])
+                if warning:
+                    warn(f"augmenter '{self.config['augmenter']['name']}': {warning}")
                 if generated.episodes:
                     artifact.record["summary"] = generated.summary()
         self.artifacts["generate"] = artifact

@@ -37,16 +37,24 @@ class Layout:
         self.threats = slice(landmarks_end, landmarks_end + 6)
 
 
-def intercept_cosines(layout: Layout, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """[H,N] cosine between each predator's move and where an intercepting predator heads: the
-    prey's predicted position while the prey is visible, the nearest forest while it hides (0
-    for no-op). What the rule judge sums and the World prompts describe."""
-    prey = obs[..., layout.prey]  # [H,N,2]
-    visible = (np.abs(prey) > 1e-9).any(axis=-1, keepdims=True)
+def intercept_heading(layout: Layout, obs: np.ndarray, flank: np.ndarray | float = 0.0) -> np.ndarray:
+    """[..., N, 2] where an intercepting predator heads, relative to itself: the prey's predicted
+    position (position + 0.3 x velocity), shifted by ``flank`` [N, 2] while still far, or the
+    nearest forest while the prey is hidden from it."""
+    prey = obs[..., layout.prey]
+    distance = np.linalg.norm(prey, axis=-1, keepdims=True)
+    target = prey + 0.3 * obs[..., layout.prey_velocity] + flank * np.clip(distance - 0.1, 0, 1)
     forests = obs[..., layout.forests].reshape(*obs.shape[:-1], -1, 2)
     nearest_forest = np.take_along_axis(
         forests, np.linalg.norm(forests, axis=-1).argmin(-1)[..., None, None], axis=-2)[..., 0, :]
-    heading = np.where(visible, prey + 0.3 * obs[..., layout.prey_velocity], nearest_forest)
+    hidden = (np.abs(prey) < 1e-9).all(axis=-1, keepdims=True)
+    return np.where(hidden, nearest_forest, target)
+
+
+def intercept_cosines(layout: Layout, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """[H,N] cosine between each predator's move and its ``intercept_heading`` (0 for no-op): what
+    the rule judge sums and the World prompts describe."""
+    heading = intercept_heading(layout, obs)
     moves = MOVES[np.asarray(actions, np.int64)]  # no-op is the zero move
     return (moves * heading).sum(-1) / (np.linalg.norm(heading, axis=-1) + 1e-9)
 
@@ -60,18 +68,9 @@ class InterceptExpert(Policy):
         self.layout = layout
 
     def act(self, obs, avail, rng, greedy=True):
-        layout = self.layout
-        prey = obs[..., layout.prey]
-        predicted = prey + 0.3 * obs[..., layout.prey_velocity]
         angles = np.array([0.0, 2.1, -2.1])[: obs.shape[1]]
         flank = 0.15 * np.stack([np.cos(angles), np.sin(angles)], -1)  # [N,2]
-        distance = np.linalg.norm(prey, axis=-1, keepdims=True)
-        target = predicted + flank * np.clip(distance - 0.1, 0, 1)
-        forests = obs[..., layout.forests].reshape(*obs.shape[:2], -1, 2)
-        nearest_forest = np.take_along_axis(
-            forests, np.linalg.norm(forests, axis=-1).argmin(-1)[..., None, None], axis=-2)[..., 0, :]
-        hidden = (np.abs(prey) < 1e-9).all(axis=-1, keepdims=True)
-        target = np.where(hidden, nearest_forest, target)
+        target = intercept_heading(self.layout, obs, flank)
         # overshooting is fine when chasing: aim past the target
         actions = steer_to(obs[..., 0:2], target * 3.0, PREDATOR_ACCELERATION)
         return np.where(np.take_along_axis(avail, actions[..., None], -1)[..., 0], actions, 0)
