@@ -6,6 +6,7 @@ import pytest
 
 from codi_kit.bench.backends import LocalBackend, RayBackend
 from codi_kit.bench.grid import load_grid
+from codi_kit.bench.paper import paper_value
 from codi_kit.bench.runner import run_bench
 from codi_kit.bench.tasks import plan
 from codi_kit.cli import main
@@ -131,3 +132,12 @@ def test_figure_4_appears_when_the_grid_spans_agent_counts(tmp_path):
     assert [p.name for p in agents_figure(spanning, tmp_path)] == ["agents-mpe-cn.png"]
     assert (tmp_path / "agents-mpe-cn.png").read_bytes()[:4] == b"\x89PNG"
     assert agents_figure([r for r in spanning if r["agents"] == 3], tmp_path / "one") == []
+
+
+def test_every_table1_task_has_the_papers_numbers_beside_it():
+    # one number per task, read back from the parsed table: a misaligned column would move it
+    assert paper_value("mpe/cn", {"agents": 3}, "bc", "codi") == (0.58, 0.09)
+    assert paper_value("mpe/cn", {"agents": 4}, "bc", "codi") is None  # Table 1 is N = 3 only
+    assert paper_value("mpe/world", None, "omiga", "none") == (0.66, 0.10)
+    assert paper_value("smax/3m", None, "bc50", "madits") == (0.36, 0.14)
+    assert paper_value("smacv2/zerg_3v4", None, "omiga", "codi-w-pri") == (0.46, 0.15)
