@@ -19,6 +19,7 @@ import numpy as np
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
 from codi_kit_plugins.envs.mpe_control import MOVES, flee_from, steer_to
+from codi_kit_plugins.envs.mpe_parallel import LeanParallel
 
 PREDATOR_ACCELERATION, PREY_ACCELERATION = 3.0, 4.0  # mpe2 simple_world_comm values
 PREDATORS = ["leadadversary_0", "adversary_0", "adversary_1"]
@@ -91,14 +92,18 @@ class World(ParallelEnvAdapter):
         self.layout = Layout(config.obstacles, config.food, config.forests)
         super().__init__(
             "mpe/world",
-            lambda: simple_world_comm_v3.parallel_env(
-                num_good=1, num_adversaries=3, num_obstacles=config.obstacles, num_food=config.food,
-                num_forests=config.forests, max_cycles=config.episode_limit),
+            lambda: LeanParallel(simple_world_comm_v3.raw_env(**self.scenario_settings())),
             team=PREDATORS,
             scripted=self._prey_actions,
             episode_limit=config.episode_limit,
             action_count=lambda env, agent: 5,  # the leader's say channel is fixed to word 0
         )
+
+    def scenario_settings(self) -> dict:
+        """mpe2 ``simple_world_comm_v3`` keyword arguments of this world."""
+        config = self.config
+        return dict(num_good=1, num_adversaries=3, num_obstacles=config.obstacles, num_food=config.food,
+                    num_forests=config.forests, max_cycles=config.episode_limit)
 
     def _prey_actions(self, env, observations):
         prey = np.asarray(observations["agent_0"], np.float32)
