@@ -52,6 +52,25 @@ def test_composed_guidance_in_one_pass_equals_n_plus_one_separate_passes(net):
     torch.testing.assert_close(batched, expected, rtol=1e-4, atol=1e-5)
 
 
+def test_nested_composition_applies_return_guidance_once(net):
+    """eps_u + w (eps_R - eps_u) + sum_i w (eps_{R,z_i} - eps_R): against Eq. 8's n-fold return
+    guidance, the two differ by (n - 1) w (eps_R - eps_u)."""
+    x, k, rtg = torch.randn(4, 8, 3, 18), torch.full((4,), 5), torch.rand(4)
+    nested = guided_output(net, x, k, agent_conditions(rtg, 3, 1.5, True, True, composition="nested"))
+    eq8 = guided_output(net, x, k, agent_conditions(rtg, 3, 1.5, True, True, composition="eq8"))
+    zeros = torch.zeros(4, 3)
+    with torch.no_grad():
+        unconditional = net(x, k, torch.zeros(4), torch.zeros(4), zeros, zeros)
+        returns = net(x, k, rtg, torch.ones(4), zeros, zeros)
+        expected = unconditional + 1.5 * (returns - unconditional)
+        for agent in range(3):
+            mask = torch.zeros(4, 3)
+            mask[:, agent] = 1
+            expected += 1.5 * (net(x, k, rtg, torch.ones(4), mask, mask) - returns)
+    torch.testing.assert_close(nested, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(eq8 - nested, 2 * 1.5 * (returns - unconditional), rtol=1e-4, atol=1e-4)
+
+
 def test_ablation_and_madiff_conditions():
     rtg = torch.rand(4)
     without_composition = agent_conditions(rtg, 3, 2.0, compose=False, use_labels=True)
@@ -241,8 +260,9 @@ PAPER_PATH = [f"augmenter.{setting}" for setting in (
     "branch_length=0", "keep_fraction=0.5", "guidance_scope=\"joint\"", "resimulate=false")]
 
 
-@pytest.mark.parametrize("augmenter,labeler,extra", [("codi", "rule", []), ("codi", "privileged", ["--set", "augmenter.compose=false"]),
-                                                     ("madiff", "rule", [])])
+@pytest.mark.parametrize("augmenter,labeler,extra", [
+    ("codi", "rule", []), ("codi", "privileged", ["--set", "augmenter.compose=false"]), ("madiff", "rule", []),
+    ("codi", "rule", ["--set", 'augmenter.label_embedding="team"', "--set", 'augmenter.composition="nested"'])])
 def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augmenter, labeler, extra):
     from codi_kit.cli import main
 
@@ -269,6 +289,28 @@ def test_diffusion_augmenters_run_through_the_pipeline(tmp_path, runner, augment
     learned = json.loads((out / results["artifacts"]["learn"] / "meta.json").read_text())
     assert learned["training_episodes"] == 30 + 8
     assert json.loads((out / results["baseline"]["artifacts"]["learn"] / "meta.json").read_text())["training_episodes"] == 30
+
+
+@pytest.mark.parametrize("embedding", ["own", "team"])
+def test_label_embedding_own_reads_its_label_team_reads_the_whole_vector(embedding):
+    """Stream 0 under z = (1, 0, 0) and (1, 1, 0): the same for "own" (it reads z_0 alone), different
+    for "team" (one embedding of z); a masked label is not read by either."""
+    from codi_kit.diffusion.denoiser import Conditioning
+
+    torch.manual_seed(0)
+    conditioning = Conditioning(3, 16, label_embedding=embedding)
+    k, rtg, ones = torch.full((2,), 4), torch.rand(2), torch.ones(2)
+
+    def stream(labels, mask):
+        labels, mask = torch.tensor([labels] * 2), torch.tensor([mask] * 2)
+        return conditioning(k, rtg, ones, labels, mask).view(2, 3, 16)
+
+    with torch.no_grad():
+        one, two = stream([1.0, 0, 0], [1.0, 1, 1]), stream([1.0, 1, 0], [1.0, 1, 1])
+        hidden_one, hidden_two = stream([1.0, 0, 0], [1.0, 0, 1]), stream([1.0, 1, 0], [1.0, 0, 1])
+    assert torch.equal(one[:, 0], two[:, 0]) == (embedding == "own")
+    assert not torch.equal(one[:, 1], two[:, 1])  # agent 1's label changed: its stream reads it in both
+    torch.testing.assert_close(hidden_one, hidden_two)
 
 
 def test_own_scope_guidance_moves_only_the_conditioned_agent(net):

@@ -1,7 +1,8 @@
 """Temporal U-Net over segments of joint observations, one stream per agent (agents folded into
 the batch, MADiff-style) with attention across agents. Each stream is conditioned on the
-diffusion step, the return-to-go and its own agent's quality label with a mask bit, so
-"unconditional", "label masked" and "agent i is good" are all inputs the network has seen."""
+diffusion step, the return-to-go and the quality labels (its own agent's with a mask bit, or one
+embedding of the whole label vector: ``Conditioning``), so "unconditional", "label masked" and
+"agent i is good" are all inputs the network has seen."""
 from __future__ import annotations
 
 import math
@@ -75,23 +76,45 @@ class AgentAttention(nn.Module):
         return weights.out_proj(mixed.transpose(-3, -2).flatten(-2))
 
 
+LABEL_EMBEDDINGS = ("own", "team")
+
+
 class Conditioning(nn.Module):
-    """[B*N, C] per agent stream: step + return-to-go (masked) for the whole team, plus agent i's
-    own label with its mask bit and an agent embedding; with ``observation`` > 0 also agent i's clean
-    observation of the segment's first step (given at generation), in its own frame.
+    """[B*N, C] per agent stream: step + return-to-go (masked) for the whole team, plus the quality
+    labels, plus an agent embedding; with ``observation`` > 0 also agent i's clean observation of
+    the segment's first step (given at generation), in its own frame.
+
+    ``label_embedding`` says what stream i reads of the labels:
+
+    - ``"own"``: agent i's own label with its mask bit. Every stream has seen z_i = 1 in
+      training, so "all agents good" (z = 1_n) is in distribution stream by stream and plain
+      CFG on 1_n is already compositional (issue 31);
+    - ``"team"``, the authors' (lilh76/CODI ``ma_temporal.py``, ``labels_mlp_1`` and
+      ``labels_mlp_2``): each agent j's [z_j, one-hot j] embedded, masked agents' embeddings
+      zeroed, all of them flattened into ONE embedding of the whole label vector that every
+      stream reads. In one-expert data z = 1_n is never seen, which is what composing one
+      condition per agent (Eq. 8) is for. The authors draw the label mask per stream; we draw
+      it once per segment (every stream reads the same labels).
 
     Measured (quality issue): a denoiser that sees the first step only inside its noisy input
     learns the label's marginal effect ("a good agent idles"), not what a good agent does in
     *this* state; the first observation as a clean conditioning input is what state-dependent
     behaviour is read from."""
 
-    def __init__(self, agents: int, width: int, observation: int = 0, activation: str = "mish"):
+    def __init__(self, agents: int, width: int, observation: int = 0, activation: str = "mish",
+                 label_embedding: str = "own"):
         super().__init__()
-        self.agents = agents
+        if label_embedding not in LABEL_EMBEDDINGS:
+            raise ValueError(f"label_embedding '{label_embedding}': choose one of {', '.join(LABEL_EMBEDDINGS)}")
+        self.agents, self.label_embedding = agents, label_embedding
         act = ACTIVATIONS[activation]
         self.step_mlp = nn.Sequential(nn.Linear(width, 2 * width), act(), nn.Linear(2 * width, width))
         self.return_mlp = nn.Sequential(nn.Linear(2, width), act(), nn.Linear(width, width))
-        self.label_mlp = nn.Sequential(nn.Linear(2, width), act(), nn.Linear(width, width))
+        if label_embedding == "own":
+            self.label_mlp = nn.Sequential(nn.Linear(2, width), act(), nn.Linear(width, width))
+        else:
+            self.label_mlp = nn.Sequential(nn.Linear(1 + agents, width), act(), nn.Linear(width, width))
+            self.team_label_mlp = nn.Sequential(nn.Linear(agents * width, width), act(), nn.Linear(width, width))
         self.agent_embedding = nn.Embedding(agents, width)
         self.observation_mlp = nn.Sequential(nn.Linear(observation, 2 * width), act(), nn.Linear(2 * width, width)) \
             if observation else None
@@ -101,11 +124,18 @@ class Conditioning(nn.Module):
         batch = k.shape[0]
         team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
         team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
-        own = self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))  # [B,N,C]
-        per_agent = team[:, None] + own + self.agent_embedding.weight[None]
+        per_agent = team[:, None] + self.agent_embedding.weight[None] + self.labels(labels, label_mask)
         if self.observation_mlp is not None:
             per_agent = per_agent + self.observation_mlp(observation)
         return per_agent.reshape(batch * self.agents, -1)
+
+    def labels(self, labels: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
+        """[B,N,C] (own: each stream its own label) or [B,1,C] (team: one embedding of z)."""
+        if self.label_embedding == "own":
+            return self.label_mlp(torch.stack([labels * label_mask, label_mask], -1))
+        identity = torch.eye(self.agents, device=labels.device).expand(labels.shape[0], -1, -1)
+        each = self.label_mlp(torch.cat([labels[..., None], identity], -1)) * label_mask[..., None]  # masked: 0
+        return self.team_label_mlp(each.flatten(1))[:, None]
 
 
 class AgentUnet(nn.Module):
@@ -118,7 +148,8 @@ class AgentUnet(nn.Module):
     Attention across agents at the bottom level and after every decoder level (MADiff)."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2), activation: str = "mish"):
+                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2), activation: str = "mish",
+                 label_embedding: str = "own"):
         super().__init__()
         self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
         if width < feature_dim:
@@ -128,7 +159,7 @@ class AgentUnet(nn.Module):
             raise ValueError(f"U-Net multipliers {tuple(multipliers)}: at least two levels")
         self.agents, self.horizon = agents, horizon
         condition = width
-        self.condition = Conditioning(agents, condition, observation, activation)
+        self.condition = Conditioning(agents, condition, observation, activation, label_embedding)
         channels = [width * m for m in multipliers]
 
         def block(channels_in, channels_out):
@@ -202,10 +233,10 @@ class AgentMlp(nn.Module):
     the training samples the conditional motion needs at small compute."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, depth: int = 3, activation: str = "mish"):
+                 observation: int = 0, depth: int = 3, activation: str = "mish", label_embedding: str = "own"):
         super().__init__()
         self.prediction, self.agents, self.horizon = prediction, agents, horizon
-        self.condition = Conditioning(agents, width, observation, activation)
+        self.condition = Conditioning(agents, width, observation, activation, label_embedding)
         self.embed = nn.Linear(horizon * feature_dim, width)
         self.blocks = nn.ModuleList([MixerBlock(width, agents, activation) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, horizon * feature_dim))

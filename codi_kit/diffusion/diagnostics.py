@@ -57,7 +57,8 @@ def goal_probe(model: DiffusionModel, settings, env, starts: np.ndarray, target_
     differences = []
     for agent in range(agents):
         conditions = agent_conditions(torch.full((count,), target_return, device=device), agents,
-                                      settings.guidance_weight, True, True, [agent], settings.guidance_scope)
+                                      settings.guidance_weight, True, True, [agent], settings.guidance_scope,
+                                      composition=settings.composition)
         segments = model.normaliser.observations(model.states(model.sample(
             first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing, generator)))
         distances = goal(segments)  # [B,H,N]

@@ -18,14 +18,18 @@ class Conditions:
     label_mask: torch.Tensor
     weights: torch.Tensor  # [c] guidance weight of each condition
     steers: torch.Tensor | None = None  # [c,B,N] the agents each condition's guidance moves; None: all (Eq. 8)
+    return_weight: float | None = None  # nested composition: the return's own guidance weight; None: Eq. 8
 
     @property
     def count(self) -> int:
         return int(self.weights.shape[0])
 
 
+COMPOSITIONS = ("eq8", "nested")
+
+
 def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, compose: bool, use_labels: bool,
-                     good: list[int] | None = None, scope: str = "joint") -> Conditions:
+                     good: list[int] | None = None, scope: str = "joint", *, composition: str = "eq8") -> Conditions:
     """Which conditions to compose for ``B`` segments with target return ``return_to_go [B]``.
 
     - compose (CODI, Eq. 7-8): one condition "R and agent i is good" (z_i = 1, others masked)
@@ -39,7 +43,15 @@ def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, com
     composed over every j with Eq. 8's joint scope those pushes add up against the condition on i
     itself (measured: agreement with the expert at real expert states 0.64 unconditional, 0.43
     composed jointly, 0.79 composed with own scope). ``"joint"`` is Eq. 8 as written.
+
+    ``composition`` (composed conditions only): ``"eq8"`` as the authors compute it (lilh76/CODI
+    ``diffusion.py``): eps_u + w sum_i (eps_{R,z_i} - eps_u), every term carrying the return, so
+    return guidance counts once per agent; ``"nested"`` as Composable Diffusion (Liu et al. 2022)
+    and Decision Diffuser compose conditions: eps_u + w (eps_R - eps_u) + sum_i w (eps_{R,z_i} -
+    eps_R), the return once and each label on top of it.
     """
+    if composition not in COMPOSITIONS:
+        raise ValueError(f"composition '{composition}': choose one of {', '.join(COMPOSITIONS)}")
     batch, device = return_to_go.shape[0], return_to_go.device
     ones = torch.ones(batch, device=device)
     chosen = torch.eye(agents, device=device)[list(range(agents)) if good is None else good]  # [c,N]
@@ -47,31 +59,39 @@ def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, com
         label_mask = chosen[:, None, :].expand(len(chosen), batch, agents)
         return Conditions(return_to_go.expand(len(chosen), batch), ones.expand(len(chosen), batch), label_mask.clone(),
                           label_mask.clone(), torch.full((len(chosen),), weight, device=device),
-                          label_mask.clone() if scope == "own" else None)
+                          label_mask.clone() if scope == "own" else None,
+                          weight if composition == "nested" else None)
     labels = chosen.sum(0).expand(1, batch, agents) if use_labels else torch.zeros(1, batch, agents, device=device)
     return Conditions(return_to_go[None], ones[None], labels.clone(), labels.clone(), torch.full((1,), weight, device=device))
 
 
 def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions,
                   observation: torch.Tensor | None = None) -> torch.Tensor:
-    """out_u + sum_i w_i (out_i - out_u), all c+1 predictions from a single batched forward. The
-    outputs are whatever the denoiser predicts (noise, sample or v); each is linear in the noise,
-    so composing them is composing the noise estimates of Eq. 8. ``observation`` [B,N,O] (the
+    """out_u + sum_i w_i (out_i - out_u) (Eq. 8), or with ``conditions.return_weight`` the nested
+    out_u + w_R (out_R - out_u) + sum_i w_i (out_i - out_R); every prediction from a single batched
+    forward. The outputs are whatever the denoiser predicts (noise, sample or v); each is linear in
+    the noise, so composing them is composing the noise estimates. ``observation`` [B,N,O] (the
     agents' first observations, for a denoiser that reads them) is the same under every condition."""
-    c, batch = conditions.count, x.shape[0]
-    agents = x.shape[2]
-    zeros = torch.zeros(1, batch, device=x.device)
-    return_to_go = torch.cat([zeros, conditions.return_to_go]).reshape(-1)
-    return_mask = torch.cat([zeros, conditions.return_mask]).reshape(-1)
+    batch, agents = x.shape[0], x.shape[2]
+    nested = conditions.return_weight is not None
+    zeros, ones = torch.zeros(1, batch, device=x.device), torch.ones(1, batch, device=x.device)
     no_labels = torch.zeros(1, batch, agents, device=x.device)
-    labels = torch.cat([no_labels, conditions.labels]).reshape(-1, agents)
-    label_mask = torch.cat([no_labels, conditions.label_mask]).reshape(-1, agents)
-    repeated = x.repeat(c + 1, 1, 1, 1)
-    extra = () if observation is None else (observation.repeat(c + 1, 1, 1),)
-    outputs = denoiser(repeated, k.repeat(c + 1), return_to_go, return_mask, labels, label_mask, *extra)
-    outputs = outputs.view(c + 1, batch, *x.shape[1:])
-    unconditional, conditional = outputs[0], outputs[1:]
-    weights = conditions.weights.view(c, 1, 1, 1, 1)
+    # the batch's slots: unconditional; the return alone (nested only); condition 1..c
+    return_to_go = torch.cat([zeros, *([conditions.return_to_go[:1]] if nested else []), conditions.return_to_go])
+    return_mask = torch.cat([zeros, *([ones] if nested else []), conditions.return_mask])
+    labels = torch.cat([no_labels, *([no_labels] if nested else []), conditions.labels])
+    label_mask = torch.cat([no_labels, *([no_labels] if nested else []), conditions.label_mask])
+    slots = return_to_go.shape[0]
+    extra = () if observation is None else (observation.repeat(slots, 1, 1),)
+    outputs = denoiser(x.repeat(slots, 1, 1, 1), k.repeat(slots), return_to_go.reshape(-1), return_mask.reshape(-1),
+                       labels.reshape(-1, agents), label_mask.reshape(-1, agents), *extra)
+    outputs = outputs.view(slots, batch, *x.shape[1:])
+    unconditional, conditional = outputs[0], outputs[1 + nested:]
+    base = outputs[1] if nested else unconditional  # what each label term is measured against
+    weights = conditions.weights.view(conditions.count, 1, 1, 1, 1)
     if conditions.steers is not None:
         weights = weights * conditions.steers[:, :, None, :, None]  # [c,B,1,N,1]: condition i moves agent i
-    return unconditional + (weights * (conditional - unconditional)).sum(0)  # Eq. 8
+    guided = unconditional + (weights * (conditional - base)).sum(0)  # Eq. 8
+    if nested:
+        guided = guided + conditions.return_weight * (base - unconditional)  # the return's guidance, once
+    return guided

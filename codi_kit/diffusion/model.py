@@ -46,6 +46,7 @@ class Architecture:
     unet_multipliers: tuple = attrs.field(default=(1, 2), converter=tuple)  # the U-Net's channel multiplier per level
     availability: bool = False  # an availability model f_avail: the data has actions that are not always available
     activation: str = "mish"  # the denoiser's nonlinearity (models saved before it was a setting: Mish)
+    label_embedding: str = "own"  # what each stream reads of the labels (Conditioning): "own" or "team"
 
     @property
     def channels(self) -> int:
@@ -59,7 +60,7 @@ class Architecture:
                             settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
                             settings.ema_decay, codec.name, settings.diffuse_actions,
                             observation_features * settings.first_step_input, settings.unet_multipliers, availability,
-                            settings.activation)
+                            settings.activation, label_embedding=settings.label_embedding)
 
 
 @attrs.frozen
@@ -128,7 +129,8 @@ class DiffusionModel(nn.Module):
         self.normaliser = normaliser
         shape = {"multipliers": a.unet_multipliers} if a.denoiser == "unet" else {}
         self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
-                                              observation=a.observation_input, activation=a.activation, **shape)
+                                              observation=a.observation_input, activation=a.activation,
+                                              label_embedding=a.label_embedding, **shape)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
         self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held, a.availability)
         self.schedule = CosineSchedule(a.diffusion_steps, device)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import attrs
 
-from codi_kit.diffusion.denoiser import ACTIVATIONS, DENOISERS
+from codi_kit.diffusion.denoiser import ACTIVATIONS, DENOISERS, LABEL_EMBEDDINGS
+from codi_kit.diffusion.guidance import COMPOSITIONS
 
 
 def sampling(default, **kwargs):
@@ -66,6 +67,10 @@ class DiffusionSettings:
     unet_multipliers: tuple = added_later((1, 2), converter=tuple)  # U-Net channels per level = width x these
     activation: str = added_later("mish", validator=attrs.validators.in_(tuple(ACTIVATIONS)))
     # the denoiser's nonlinearity: "mish" (Diffuser, MADiff, the authors) or "silu"
+    label_embedding: str = added_later("own", validator=attrs.validators.in_(LABEL_EMBEDDINGS))
+    # what each agent's stream reads of z: "own" its own label (z = 1_n is in distribution per stream, so
+    # plain CFG on it already composes) or "team" the authors' one embedding of the whole label vector
+    # (z = 1_n is unseen in one-expert data: what Eq. 8's composition is for); denoiser.Conditioning
     train_steps: int = 8000
     batch_size: int = 256
     learning_rate: float = 2e-4
@@ -88,6 +93,9 @@ class DiffusionSettings:
     guidance_weight: float = sampling(1.0)  # w_i per composed condition (equal weights, paper section 3.2)
     guidance_scope: str = sampling("joint", validator=attrs.validators.in_(("joint", "own")))
     # "joint": each composed condition moves the whole segment (Eq. 8); "own": condition i moves agent i only
+    composition: str = sampling("eq8", validator=attrs.validators.in_(COMPOSITIONS))
+    # "eq8": eps_u + w sum_i (eps_{R,z_i} - eps_u), as the authors compute it (return guidance n times);
+    # "nested": eps_u + w (eps_R - eps_u) + sum_i w (eps_{R,z_i} - eps_R) (Composable Diffusion: the return once)
     target_return_quantile: float = sampling(0.9)  # R-hat: this quantile of the dataset's initial RTG (MADiff's test_ret)
     generated_episodes: int = sampling(0)  # 0: as many episodes as the original (branches: as many transitions)
     keep_fraction: float = sampling(0.5, validator=attrs.validators.and_(attrs.validators.gt(0), attrs.validators.le(1)))

@@ -123,7 +123,8 @@ class Stitcher:
         settings, model = self.settings, self.model
         rows = torch.nonzero(accepted).squeeze(1)
         conditions = agent_conditions(rtg[rows], model.architecture.agents, settings.guidance_weight, settings.compose,
-                                      settings.use_labels, self.good, settings.guidance_scope)
+                                      settings.use_labels, self.good, settings.guidance_scope,
+                                      composition=settings.composition)
         repair = repair_segments(model, settings, segments[rows], states[rows], actions[rows], conditions,
                                  self.threshold, self.generator)
         touched = repair.bad.any(1)
@@ -144,7 +145,8 @@ class Stitcher:
             first = torch.stack([batch[i].obs[-1] for i in pending])
             rtg = torch.tensor([batch[i].return_to_go for i in pending], device=self.device, dtype=torch.float32)
             conditions = agent_conditions(rtg, model.architecture.agents, settings.guidance_weight, settings.compose,
-                                          settings.use_labels, self.good, settings.guidance_scope)
+                                          settings.use_labels, self.good, settings.guidance_scope,
+                                          composition=settings.composition)
             segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
                                     self.generator)
             stats.segments_sampled += len(pending)
