@@ -2,7 +2,11 @@
 
     codi-kit bench --env mpe/world --augmenter none,codi-w-pri,codi --learner bc,omiga \\
         --seeds 0,1,2 --profile quick --out bench-world
-    python benchmarks/every_task.py bench-world [bench-cn ...]
+    python benchmarks/every_task.py bench-world [bench-cn ...] [--merge]
+
+``--merge`` keeps the rows of the existing JSON for the (env, augmenter, learner) cells the given
+folders do not hold, so tasks benchmarked in different sessions gather in one file; every row
+names the bench folder and the git commit it came from (``source``).
 
 Writes benchmarks/results/every-task.json: one row per (env, augmenter, learner) with
 ``normalized_return_mean``, ``normalized_return_std`` (over seeds), the per-seed values and the
@@ -21,7 +25,7 @@ import click
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import save  # noqa: E402
+from common import RESULTS, save  # noqa: E402
 
 from codi_kit.bench.paper import paper_value  # noqa: E402
 
@@ -32,7 +36,8 @@ def records(benches: tuple[Path, ...]) -> list[dict]:
         for line in (bench / "results.jsonl").read_text().splitlines():
             record = json.loads(line)
             if record["status"] == "ok":
-                rows.append({**record, "bench": str(bench)})
+                commit = (record["results"].get("versions") or {}).get("git_commit")
+                rows.append({**record, "bench": str(bench), "commit": commit})
     return rows
 
 
@@ -41,49 +46,80 @@ def _mean(values: list) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def cells(rows: list[dict]) -> list[dict]:
-    groups = defaultdict(dict)
+def _source(pairs: set) -> dict:
+    """The bench folder(s) and the git commit(s) the cells ran at."""
+    return {"bench": ",".join(sorted({b for b, _ in pairs})), "commit": ",".join(sorted({str(c) for _, c in pairs}))}
+
+
+def cells(rows: list[dict]) -> list[tuple[dict, dict]]:
+    """One row per (env, agents, augmenter, learner), with where it came from (``_source``)."""
+    groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
         groups[(r["env"], r["agents"], r["augmenter"], r["learner"])][r["seed"]] = r["results"]
+        benches[(r["env"], r["agents"], r["augmenter"], r["learner"])].add((r["bench"], r["commit"]))
     out = []
     for (env, agents, augmenter, learner), by_seed in sorted(groups.items(), key=str):
         values = [by_seed[s]["normalized_return"] for s in sorted(by_seed)]
         paper = paper_value(env, next(iter(by_seed.values())).get("env_settings"), learner, augmenter)
-        out.append({"env": env, "agents": agents, "augmenter": augmenter, "learner": learner,
+        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "learner": learner,
                     "seeds": sorted(by_seed), "normalized_return": values,
                     "normalized_return_mean": float(np.mean(values)),
                     "normalized_return_std": float(np.std(values)),
-                    "paper": list(paper) if paper else None})
+                    "paper": list(paper) if paper else None},
+                   _source(benches[(env, agents, augmenter, learner)])))
     return out
 
 
-def data_quality(rows: list[dict]) -> list[dict]:
+def data_quality(rows: list[dict]) -> list[tuple[dict, dict]]:
     """Labels and generated data per (env, augmenter): one value per seed (learners share them)."""
-    groups = defaultdict(dict)
+    groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
         if r["augmenter"] != "none":
             groups[(r["env"], r["agents"], r["augmenter"])][r["seed"]] = r["results"]
+            benches[(r["env"], r["agents"], r["augmenter"])].add((r["bench"], r["commit"]))
     out = []
     for (env, agents, augmenter), by_seed in sorted(groups.items(), key=str):
         stats = [res.get("label_stats") or {} for res in by_seed.values()]
         check = [res.get("generated_versus_dataset") or {} for res in by_seed.values()]
-        out.append({"env": env, "agents": agents, "augmenter": augmenter, "seeds": sorted(by_seed),
+        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "seeds": sorted(by_seed),
                     "teacher_accuracy": _mean([s.get("teacher_accuracy") for s in stats]),
                     "student_accuracy": _mean([s.get("student_accuracy") for s in stats]),
                     "measure": next((c["measure"] for c in check if c), None),
                     "generated": _mean([c.get("generated") for c in check]),
-                    "dataset": _mean([c.get("dataset") for c in check])})
+                    "dataset": _mean([c.get("dataset") for c in check])},
+                    _source(benches[(env, agents, augmenter)])))
     return out
 
 
 @click.command()
 @click.argument("benches", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", default="every-task", show_default=True)
-def main(benches: tuple[Path, ...], name: str) -> None:
+@click.option("--merge", is_flag=True, help="Keep the existing JSON's rows for cells these folders do not hold.")
+def main(benches: tuple[Path, ...], name: str, merge: bool) -> None:
     rows = records(benches)
-    profiles = sorted({r["results"]["profile"] for r in rows})
-    save(name, {"benches": [str(b) for b in benches], "profiles": profiles,
-                "rows": cells(rows), "data": data_quality(rows)})
+    table = [{**row, "source": source} for row, source in cells(rows)]
+    data = [{**row, "source": source} for row, source in data_quality(rows)]
+    profiles = {r["results"]["profile"] for r in rows}
+    path = RESULTS / f"{name}.json"
+    if merge and path.exists():
+        old = json.loads(path.read_text())
+        before = {"bench": ",".join(old.get("benches", [])), "commit": old.get("versions", {}).get("git_commit")}
+        have = {_key(r) for r in table}
+        table += [{"source": before, **r} for r in old["rows"] if _key(r) not in have]
+        have = {_key(r) for r in data}
+        data += [{"source": before, **r} for r in old["data"] if _key(r) not in have]
+        profiles |= set(old.get("profiles", []))
+    benches_used = sorted({r["source"]["bench"] for r in table + data})
+    save(name, {"benches": benches_used, "profiles": sorted(profiles),
+                "rows": sorted(table, key=_order), "data": sorted(data, key=_order)})
+
+
+def _key(row: dict) -> tuple:
+    return row["env"], row.get("agents"), row["augmenter"], row.get("learner")
+
+
+def _order(row: dict) -> tuple:
+    return tuple(str(v) for v in _key(row))
 
 
 if __name__ == "__main__":
