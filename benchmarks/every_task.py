@@ -6,7 +6,9 @@
 
 ``--merge`` keeps the rows of the existing JSON for the (env, augmenter, learner) cells the given
 folders do not hold, so tasks benchmarked in different sessions gather in one file; every row
-names the bench folder and the git commit it came from (``source``).
+names the bench folder and the git commit it came from (``source``). A bench run with ``--set
+augmenter.KEY=VALUE`` gives rows of their own (``variant``), so ablations of one augmenter sit side
+by side (``--name composition`` for the composition grid).
 
 Writes benchmarks/results/every-task.json: one row per (env, augmenter, learner) with
 ``normalized_return_mean``, ``normalized_return_std`` (over seeds), the per-seed values and the
@@ -31,13 +33,17 @@ from codi_kit.bench.paper import paper_value  # noqa: E402
 
 
 def records(benches: tuple[Path, ...]) -> list[dict]:
+    """Every finished cell, with its bench folder, commit and ``variant``: the bench's ``--set``
+    augmenter settings (e.g. ``augmenter.label_embedding="team"``), empty for the defaults."""
     rows = []
     for bench in benches:
+        grid = json.loads((bench / "bench.json").read_text())["grid"]
+        variant = " ".join(sorted(s for s in grid.get("set", []) if s.startswith("augmenter.")))
         for line in (bench / "results.jsonl").read_text().splitlines():
             record = json.loads(line)
             if record["status"] == "ok":
                 commit = (record["results"].get("versions") or {}).get("git_commit")
-                rows.append({**record, "bench": str(bench), "commit": commit})
+                rows.append({**record, "bench": str(bench), "commit": commit, "variant": variant})
     return rows
 
 
@@ -55,18 +61,20 @@ def cells(rows: list[dict]) -> list[tuple[dict, dict]]:
     """One row per (env, agents, augmenter, learner), with where it came from (``_source``)."""
     groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
-        groups[(r["env"], r["agents"], r["augmenter"], r["learner"])][r["seed"]] = r["results"]
-        benches[(r["env"], r["agents"], r["augmenter"], r["learner"])].add((r["bench"], r["commit"]))
+        key = (r["env"], r["agents"], r["augmenter"], r["variant"], r["learner"])
+        groups[key][r["seed"]] = r["results"]
+        benches[key].add((r["bench"], r["commit"]))
     out = []
-    for (env, agents, augmenter, learner), by_seed in sorted(groups.items(), key=str):
+    for key, by_seed in sorted(groups.items(), key=str):
+        env, agents, augmenter, variant, learner = key
         values = [by_seed[s]["normalized_return"] for s in sorted(by_seed)]
         paper = paper_value(env, next(iter(by_seed.values())).get("env_settings"), learner, augmenter)
-        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "learner": learner,
+        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "learner": learner,
                     "seeds": sorted(by_seed), "normalized_return": values,
                     "normalized_return_mean": float(np.mean(values)),
                     "normalized_return_std": float(np.std(values)),
                     "paper": list(paper) if paper else None},
-                   _source(benches[(env, agents, augmenter, learner)])))
+                   _source(benches[key])))
     return out
 
 
@@ -75,19 +83,21 @@ def data_quality(rows: list[dict]) -> list[tuple[dict, dict]]:
     groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
         if r["augmenter"] != "none":
-            groups[(r["env"], r["agents"], r["augmenter"])][r["seed"]] = r["results"]
-            benches[(r["env"], r["agents"], r["augmenter"])].add((r["bench"], r["commit"]))
+            key = (r["env"], r["agents"], r["augmenter"], r["variant"])
+            groups[key][r["seed"]] = r["results"]
+            benches[key].add((r["bench"], r["commit"]))
     out = []
-    for (env, agents, augmenter), by_seed in sorted(groups.items(), key=str):
+    for key, by_seed in sorted(groups.items(), key=str):
+        env, agents, augmenter, variant = key
         stats = [res.get("label_stats") or {} for res in by_seed.values()]
         check = [res.get("generated_versus_dataset") or {} for res in by_seed.values()]
-        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "seeds": sorted(by_seed),
+        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "seeds": sorted(by_seed),
                     "teacher_accuracy": _mean([s.get("teacher_accuracy") for s in stats]),
                     "student_accuracy": _mean([s.get("student_accuracy") for s in stats]),
                     "measure": next((c["measure"] for c in check if c), None),
                     "generated": _mean([c.get("generated") for c in check]),
                     "dataset": _mean([c.get("dataset") for c in check])},
-                    _source(benches[(env, agents, augmenter)])))
+                    _source(benches[key])))
     return out
 
 
@@ -115,7 +125,7 @@ def main(benches: tuple[Path, ...], name: str, merge: bool) -> None:
 
 
 def _key(row: dict) -> tuple:
-    return row["env"], row.get("agents"), row["augmenter"], row.get("learner")
+    return row["env"], row.get("agents"), row["augmenter"], row.get("variant", ""), row.get("learner")
 
 
 def _order(row: dict) -> tuple:

@@ -65,7 +65,8 @@ class EnvAdapter(abc.ABC):
         """A scripted (or loaded) expert acting per agent from its own observation."""
 
     def rule_judge(self, obs: np.ndarray, actions: np.ndarray) -> int | None:
-        """Optional: the best agent of one segment (``obs [H,N,O]``, ``actions [H,N]``) by a rule;
+        """Optional: the best agent of one segment (``obs [H,N,O]``, ``actions [H,N]``) by a rule,
+        -1 where no agent stands out (the segment is left unanswered, as an LLM's "cannot tell");
         None when the environment has no rule judge."""
         return None
 

@@ -69,9 +69,17 @@ def test_focus_fire_expert_beats_random_play(smax_3m):
 
 def test_rule_judge_finds_the_expert_well_above_chance(smax_3m):
     data = collect(smax_3m, "imbalanced", 80, 1)
-    found = [smax_3m.rule_judge(data.obs[e, s:s + 8], data.actions[e, s:s + 8]) == data.expert_mask[e].argmax()
-             for e in range(data.episodes) for s in range(0, data.lengths[e] - 7, 8)]
-    assert len(found) > 50 and np.mean(found) > 0.5  # chance: 1/3
+    from codi_kit_plugins.envs.combat import combat_scores
+
+    segments = [(e, s) for e in range(data.episodes) for s in range(0, data.lengths[e] - 7, 8)]
+    judged = np.array([smax_3m.rule_judge(data.obs[e, s:s + 8], data.actions[e, s:s + 8]) for e, s in segments])
+    truth = np.array([data.expert_mask[e].argmax() for e, _ in segments])
+    answered = judged >= 0
+    assert len(segments) > 50 and answered.mean() > 0.3
+    assert np.mean(judged[answered] == truth[answered]) > 0.6  # chance: 1/3
+    for (e, s), answer in zip(segments, judged):  # "cannot tell" exactly where nobody fired at an enemy in range
+        scores = combat_scores(smax_3m.parse(data.obs[e, s:s + 8]), data.actions[e, s:s + 8], smax_3m.layout)
+        assert (answer == -1) == (scores.max() == 0)
 
 
 def test_combat_text_describes_every_agent(smax_3m):

@@ -20,7 +20,7 @@ class RuleTeacher(Labeler):
                 judged = env.rule_judge(obs[episode, start], actions[episode, start])
                 if judged is None:
                     raise CodiKitError(f"labeler 'rule': env '{env.spec.name}' has no rule judge; choose another labeler")
-                best[row] = judged
+                best[row] = judged  # -1: the judge cannot tell (unanswered)
                 bar.advance()
         return Answers(best_agent=best)
 
