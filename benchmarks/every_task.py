@@ -57,8 +57,8 @@ def _source(pairs: set) -> dict:
     return {"bench": ",".join(sorted({b for b, _ in pairs})), "commit": ",".join(sorted({str(c) for _, c in pairs}))}
 
 
-def cells(rows: list[dict]) -> list[tuple[dict, dict]]:
-    """One row per (env, agents, augmenter, learner), with where it came from (``_source``)."""
+def cells(rows: list[dict]) -> list[dict]:
+    """One row per (env, agents, augmenter, variant, learner), with where it came from (``source``)."""
     groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
         key = (r["env"], r["agents"], r["augmenter"], r["variant"], r["learner"])
@@ -69,16 +69,15 @@ def cells(rows: list[dict]) -> list[tuple[dict, dict]]:
         env, agents, augmenter, variant, learner = key
         values = [by_seed[s]["normalized_return"] for s in sorted(by_seed)]
         paper = paper_value(env, next(iter(by_seed.values())).get("env_settings"), learner, augmenter)
-        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "learner": learner,
+        out.append({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "learner": learner,
                     "seeds": sorted(by_seed), "normalized_return": values,
                     "normalized_return_mean": float(np.mean(values)),
                     "normalized_return_std": float(np.std(values)),
-                    "paper": list(paper) if paper else None},
-                   _source(benches[key])))
+                    "paper": list(paper) if paper else None, "source": _source(benches[key])})
     return out
 
 
-def data_quality(rows: list[dict]) -> list[tuple[dict, dict]]:
+def data_quality(rows: list[dict]) -> list[dict]:
     """Labels and generated data per (env, augmenter): one value per seed (learners share them)."""
     groups, benches = defaultdict(dict), defaultdict(set)
     for r in rows:
@@ -91,13 +90,12 @@ def data_quality(rows: list[dict]) -> list[tuple[dict, dict]]:
         env, agents, augmenter, variant = key
         stats = [res.get("label_stats") or {} for res in by_seed.values()]
         check = [res.get("generated_versus_dataset") or {} for res in by_seed.values()]
-        out.append(({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "seeds": sorted(by_seed),
+        out.append({"env": env, "agents": agents, "augmenter": augmenter, "variant": variant, "seeds": sorted(by_seed),
                     "teacher_accuracy": _mean([s.get("teacher_accuracy") for s in stats]),
                     "student_accuracy": _mean([s.get("student_accuracy") for s in stats]),
                     "measure": next((c["measure"] for c in check if c), None),
                     "generated": _mean([c.get("generated") for c in check]),
-                    "dataset": _mean([c.get("dataset") for c in check])},
-                    _source(benches[key])))
+                    "dataset": _mean([c.get("dataset") for c in check]), "source": _source(benches[key])})
     return out
 
 
@@ -107,8 +105,7 @@ def data_quality(rows: list[dict]) -> list[tuple[dict, dict]]:
 @click.option("--merge", is_flag=True, help="Keep the existing JSON's rows for cells these folders do not hold.")
 def main(benches: tuple[Path, ...], name: str, merge: bool) -> None:
     rows = records(benches)
-    table = [{**row, "source": source} for row, source in cells(rows)]
-    data = [{**row, "source": source} for row, source in data_quality(rows)]
+    table, data = cells(rows), data_quality(rows)
     profiles = {r["results"]["profile"] for r in rows}
     path = RESULTS / f"{name}.json"
     if merge and path.exists():

@@ -69,8 +69,6 @@ def test_focus_fire_expert_beats_random_play(smax_3m):
 
 def test_rule_judge_finds_the_expert_well_above_chance(smax_3m):
     data = collect(smax_3m, "imbalanced", 80, 1)
-    from codi_kit_plugins.envs.combat import combat_scores
-
     segments = [(e, s) for e in range(data.episodes) for s in range(0, data.lengths[e] - 7, 8)]
     judged = np.array([smax_3m.rule_judge(data.obs[e, s:s + 8], data.actions[e, s:s + 8]) for e, s in segments])
     truth = np.array([data.expert_mask[e].argmax() for e, _ in segments])

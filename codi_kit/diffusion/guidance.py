@@ -74,19 +74,19 @@ def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Condit
     agents' first observations, for a denoiser that reads them) is the same under every condition."""
     batch, agents = x.shape[0], x.shape[2]
     nested = conditions.return_weight is not None
+    head = 1 + nested  # the batch's first slots: unconditional, then (nested only) the return alone
     zeros, ones = torch.zeros(1, batch, device=x.device), torch.ones(1, batch, device=x.device)
-    no_labels = torch.zeros(1, batch, agents, device=x.device)
-    # the batch's slots: unconditional; the return alone (nested only); condition 1..c
-    return_to_go = torch.cat([zeros, *([conditions.return_to_go[:1]] if nested else []), conditions.return_to_go])
-    return_mask = torch.cat([zeros, *([ones] if nested else []), conditions.return_mask])
-    labels = torch.cat([no_labels, *([no_labels] if nested else []), conditions.labels])
-    label_mask = torch.cat([no_labels, *([no_labels] if nested else []), conditions.label_mask])
+    no_labels = torch.zeros(head, batch, agents, device=x.device)
+    return_to_go = torch.cat([zeros, conditions.return_to_go[:1]][:head] + [conditions.return_to_go])
+    return_mask = torch.cat([zeros, ones][:head] + [conditions.return_mask])
+    labels = torch.cat([no_labels, conditions.labels])
+    label_mask = torch.cat([no_labels, conditions.label_mask])
     slots = return_to_go.shape[0]
     extra = () if observation is None else (observation.repeat(slots, 1, 1),)
     outputs = denoiser(x.repeat(slots, 1, 1, 1), k.repeat(slots), return_to_go.reshape(-1), return_mask.reshape(-1),
                        labels.reshape(-1, agents), label_mask.reshape(-1, agents), *extra)
     outputs = outputs.view(slots, batch, *x.shape[1:])
-    unconditional, conditional = outputs[0], outputs[1 + nested:]
+    unconditional, conditional = outputs[0], outputs[head:]
     base = outputs[1] if nested else unconditional  # what each label term is measured against
     weights = conditions.weights.view(conditions.count, 1, 1, 1, 1)
     if conditions.steers is not None:
