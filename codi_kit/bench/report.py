@@ -30,10 +30,11 @@ def diagnostics_markdown(records: list[dict]) -> list[str]:
         if record["status"] == "ok":
             results = record["results"]
             by_env[env_label(record)][results["artifacts"]["generate"]] = (
-                record["augmenter"], results.get("augment_diagnostics") or {}, results["generated_episodes"])
+                record["augmenter"], results.get("augment_diagnostics") or {},
+                results.get("generated_transitions") or results["generated_episodes"])
     lines = []
     for env, generated in by_env.items():
-        lines += ["", f"### {env}", "", "| data | episodes | " + " | ".join(c for c, _ in DIAGNOSTICS) + " | accepted |",
+        lines += ["", f"### {env}", "", "| data | generated transitions | " + " | ".join(c for c, _ in DIAGNOSTICS) + " | accepted |",
                   "|---|---|" + "---|" * (len(DIAGNOSTICS) + 1)]
         every = [d for _, d, _ in generated.values()]
         for source, key in (("dataset", "behaviour_dataset"), ("balanced expert", "behaviour_expert")):
