@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from codi_kit import tensorboard_log
 from codi_kit.atomic import atomic_directory, write_json
 from codi_kit.progress import say
 from codi_kit.versions import versions
@@ -69,7 +70,10 @@ class RunDirectory:
         started = time.perf_counter()
         with atomic_directory(folder) as workdir:
             artifact = Artifact(stage, key, folder, False, workdir=workdir, checkpoints=checkpoints)
-            yield artifact
+            try:
+                yield artifact
+            finally:
+                tensorboard_log.close(workdir)  # its event file is complete before the folder is committed
             artifact.seconds = time.perf_counter() - started
             write_json(workdir / "meta.json", {"stage": stage, "key": key, "seed": seed, "inputs": inputs,
                                                "seconds": artifact.seconds, "versions": versions(),

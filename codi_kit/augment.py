@@ -42,6 +42,8 @@ class Generated:
     diagnostics: dict = attrs.field(factory=dict)  # recorded in the artifact's meta, results.json and the report
     requested: int = 0  # episodes the augmenter set out to generate (0: it generates none, e.g. ``none``)
     reason: str = ""  # why fewer came out, when the augmenter knows
+    # a few whole episodes to draw in the report when ``dataset`` holds short branches, not episodes
+    examples: Dataset | None = None
 
 
 class Augmenter(abc.ABC):

@@ -102,7 +102,7 @@ def _run_directory(config, out) -> Path:
 def _stage_command(stage: str):
     def command(profile, config_file, overrides, seed, device, force, quiet, out, **names):
         from codi_kit.pipeline import Pipeline
-        from codi_kit.report import run_table
+        from codi_kit.report import run_tables
 
         set_quiet(quiet)
         config = _config(profile, config_file, overrides, seed, device, **names)
@@ -114,7 +114,8 @@ def _stage_command(stage: str):
             pipeline.close()
         if stage == "report":
             if not quiet:
-                stdout.print(run_table(outcome))
+                for table in run_tables(outcome):
+                    stdout.print(table)
             say(f"wrote {root / 'results.json'} and {root / 'report.md'}")
         elif outcome is not None:
             say(f"{stage}: {outcome.folder}")
@@ -196,6 +197,33 @@ def report(runs, out, quiet):
         write_text(Path(out), aggregate_markdown(rows))
         write_text(Path(out).with_suffix(".json"), json.dumps(rows, indent=2))
         say(f"wrote {out}")
+
+
+@main.command(help="Redraw a finished run's figures (learning curve, real and generated episodes, labels) from its stages.")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--quiet", is_flag=True)
+def plot(run, quiet):
+    from codi_kit.run_figures import draw_run_figures, stage_folders
+
+    set_quiet(quiet)
+    root = Path(run)
+    path = root / "results.json"
+    if not path.exists():
+        raise CodiKitError(f"{path}: no results (run 'codi-kit run --out {run}' first)")
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CodiKitError(f"{path}: not valid JSON: {error}") from None
+    registration = plugins.lookup("env", results["env"])
+    env = plugins.configure(registration, plugins.config_of(registration, results.get("env_settings") or {}))
+    try:
+        figures = draw_run_figures(root, results, env, stage_folders(root, results))
+    finally:
+        env.close()
+    for figure in figures:
+        say(f"{root / figure.file}: {figure.title}")
+    if not figures:
+        raise CodiKitError(f"{run}: no stage folder of this run is left to draw from")
 
 
 @main.command(help="Run a grid (envs x augmenters x learners x seeds) into one bench folder and report it as the paper's Table 1.")

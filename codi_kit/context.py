@@ -7,6 +7,7 @@ from pathlib import Path
 import attrs
 import torch
 
+from codi_kit import tensorboard_log
 from codi_kit.env import EnvAdapter
 
 
@@ -25,6 +26,8 @@ class StageContext:
     checkpoints: Path | None = None  # a folder for resumable state that survives a crash (long stages)
 
     def log_metrics(self, record: dict, name: str = "metrics.jsonl") -> None:
-        """Append one JSON line (loss, evaluation return, ...) to the artifact's metrics log."""
+        """Append one JSON line (loss, evaluation return, ...) to the artifact's metrics log, and its
+        numbers to TensorBoard when it is installed."""
         with open(self.workdir / name, "a") as handle:
             handle.write(json.dumps(record, default=float) + "\n")
+        tensorboard_log.add_scalars(self.workdir, record, "" if name == "metrics.jsonl" else f"{Path(name).stem}/")

@@ -248,8 +248,12 @@ class Pipeline:
                     artifact.record["shortfall"] = shortfall
                 generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
                 generated.save(artifact.workdir / "generated.npz")
+                if outcome.examples is not None and outcome.examples.episodes:
+                    outcome.examples.save(artifact.workdir / "examples.npz")  # drawn in the report, never learnt from
                 artifact.record["generated_episodes"] = generated.episodes
                 artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
+                # episodes cut before their end: branches off real steps, not whole episodes
+                artifact.record["generated_branches"] = int(generated.truncated.sum()) if generated.truncated is not None else 0
                 artifact.record["diagnostics"] = outcome.diagnostics
                 artifact.record["versus_dataset"] = compare_with_dataset(self.env, generated, request.dataset)
                 warning = verdict(artifact.record["versus_dataset"])
@@ -321,7 +325,7 @@ class Pipeline:
         if original is not None:
             results["baseline"] = original
             results["gain"] = results["normalized_return"] - original["normalized_return"]
-        write_run_report(self.root, results, self.artifacts)
+        write_run_report(self.root, results, self.artifacts, self.env)
         results["timings"]["report"] = time.perf_counter() - started
         write_json(self.root / "results.json", results)
         return results
@@ -378,6 +382,7 @@ class Pipeline:
             "dataset_episodes": collected["summary"]["episodes"],
             "generated_episodes": generated["generated_episodes"],
             "generated_transitions": generated.get("generated_transitions"),
+            "generated_branches": generated.get("generated_branches"),
             "generation_shortfall": generated.get("shortfall"),
             "generated_versus_dataset": generated.get("versus_dataset"),
             "dataset_summary": collected["summary"],

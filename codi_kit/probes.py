@@ -36,11 +36,20 @@ class WinRate(Protocol):
         """The share of episodes won, from their team returns [E] (battles: a win adds a bonus)."""
 
 
+@runtime_checkable
+class DrawEpisode(Protocol):
+    def draw_episode(self, axis, obs: np.ndarray, expert: np.ndarray | None) -> None:
+        """Draw one episode's observations [T, N, O] on a matplotlib ``axis`` (MPE: every agent's
+        path among the landmarks; battles: units' positions and health). ``expert`` [N] bool marks
+        the dataset's expert agents; None for generated episodes, where every agent is conditioned
+        good. Used by the run report's Figure 3(a) picture."""
+
+
 Probe = TypeVar("Probe")
 
 
 def probe(env, kind: type[Probe]):
-    """The env's method for probe ``kind`` (GoalDistance, Speed, QualityScore, WinRate), or None."""
+    """The env's method for probe ``kind`` (GoalDistance, Speed, QualityScore, WinRate, DrawEpisode), or None."""
     if not isinstance(env, kind):
         return None
     name = next(n for n in vars(kind) if not n.startswith("_") and callable(getattr(kind, n)))

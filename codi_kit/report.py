@@ -10,23 +10,7 @@ from rich.table import Table
 
 from codi_kit.atomic import atomic_path
 from codi_kit.generated_check import verdict
-
-ROWS = [("env", "env"), ("labeler", "labeler"), ("augmenter", "augmenter"), ("learner", "learner"),
-        ("seed", "seed"), ("profile", "profile"), ("device", "device"),
-        ("return (team, mean ± std)", None), ("return per agent", "return_per_agent_mean"),
-        ("normalised return", "normalized_return"), ("R_lo (dataset)", "R_lo"), ("R_hi (balanced expert)", "R_hi"),
-        ("evaluation", None), ("quality score", "quality_score"),
-        ("win rate", "win_rate"), ("dataset episodes", "dataset_episodes"), ("generated episodes", "generated_episodes")]
-
-
-def _cell(results: dict, label: str, key: str | None) -> str:
-    if label.startswith("return (team"):
-        return f"{results['return_mean']:.3f} ± {results['return_std']:.3f}"
-    if label == "evaluation":
-        return f"{results['evaluation_episodes']} episodes, {'greedy' if results['greedy'] else 'sampled'}"
-    value = results.get(key)
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
-
+from codi_kit.report_sections import Section, behaviour_section, buys_section, labels_section, run_section, sections
 
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as temporary:
@@ -52,7 +36,7 @@ def save_figure(figure, path: Path) -> Path:
     return path
 
 
-def plot_learning_curve(metrics_file: Path, target: Path) -> bool:
+def plot_learning_curve(metrics_file: Path, target: Path, title: str | None = None) -> bool:
     """Loss (and validation loss) against update step, as PNG; False when there is nothing to plot."""
     records = [json.loads(line) for line in metrics_file.read_text().splitlines() if line.strip()] if metrics_file.exists() else []
     records = [r for r in records if "step" in r]
@@ -63,28 +47,20 @@ def plot_learning_curve(metrics_file: Path, target: Path) -> bool:
         points = [(r["step"], r[key]) for r in records if key in r]
         axis.plot(*zip(*points), label=key)
     axis.set_xlabel("update step")
+    axis.set_ylabel("loss")
+    if title:
+        axis.set_title(title, fontsize=10)
     axis.legend()
     axis.grid(alpha=0.3)
     save_figure(figure, target.with_suffix(".png"))
     return True
 
 
-def side_by_side(results: dict) -> list[tuple[str, str, str]]:
-    """(trained on, normalised return, team return) for the original data alone and with the
-    augmenter's generated data, then the gain; empty when the run has no baseline."""
-    original = results.get("baseline")
-    if not original:
-        return []
-    augmented = f"original + {results['generated_episodes']} episodes from {results['augmenter']}"
-    return [("original data", f"{original['normalized_return']:.3f} ± {original['normalized_return_std']:.3f}",
-             f"{original['return_mean']:.3f} ± {original['return_std']:.3f}"),
-            (augmented, f"{results['normalized_return']:.3f} ± {results['normalized_return_std']:.3f}",
-             f"{results['return_mean']:.3f} ± {results['return_std']:.3f}"),
-            ("gain from augmentation", f"{results['gain']:+.3f}", f"{results['return_mean'] - original['return_mean']:+.3f}")]
+def write_run_report(root: Path, results: dict, artifacts: dict, env=None) -> None:
+    """report.md of a finished run; ``env`` (the run's adapter) draws its episodes when it can."""
+    from codi_kit.run_figures import draw_run_figures
 
-
-def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
-    lines = ["# codi-kit run", ""]
+    lines = [f"# codi-kit run: {results.get('augmenter')} + {results.get('learner')} on {results.get('env')}", ""]
     shortfall = results.get("generation_shortfall")
     if shortfall:
         lines += [f"**Augmenter '{results['augmenter']}' generated {shortfall['generated']} of the {shortfall['requested']} "
@@ -94,46 +70,46 @@ def write_run_report(root: Path, results: dict, artifacts: dict) -> None:
     warning = verdict(results.get("generated_versus_dataset"))
     if warning:
         lines += [f"**Warning: {warning}.**", ""]
-    rows = side_by_side(results)
-    if rows:
-        lines += [f"## What augmentation buys: {results['learner']} on {results['env']}", "",
-                  "| trained on | normalised return (mean ± std over episodes) | team return |", "|---|---|---|"]
-        lines += [f"| {a} | {b} | {c} |" for a, b, c in rows] + [""]
-    lines += ["| quantity | value |", "|---|---|"]
-    lines += [f"| {label} | {_cell(results, label, key)} |" for label, key in ROWS]
-    lines += ["", "## Stages", "", "| stage | artifact | seconds now | reused |", "|---|---|---|---|"]
-    for stage, artifact in artifacts.items():
-        if artifact is not None:
-            lines.append(f"| {stage} | `{artifact.folder.name}` | {artifact.seconds:.1f} | {artifact.reused} |")
+    for section in sections(results):
+        lines += section.markdown()
+    folders = {stage: artifact.folder for stage, artifact in artifacts.items() if artifact is not None}
+    for figure in draw_run_figures(root, results, env, folders):
+        lines += ["", f"## {figure.title}", "", figure.reading, "", f"![{figure.title}]({figure.file})"]
+    stage_rows = [[stage, f"`{a.folder.name}`", f"{a.seconds:.1f}", "yes" if a.reused else "no"]
+                  for stage, a in artifacts.items() if a is not None]
     original = results.get("baseline") or {}
-    for stage, folder in original.get("artifacts", {}).items():
-        lines.append(f"| {stage} (original data) | `{folder}` | {original['timings'][stage]:.1f} | "
-                     f"{stage in original['reused']} |")
-    if results.get("label_stats"):
-        lines += ["", "## Labels", "", "```json", json.dumps(results["label_stats"], indent=2), "```"]
-    if results.get("augment_diagnostics"):
-        lines += ["", "## Augmentation diagnostics", "", "```json", json.dumps(results["augment_diagnostics"], indent=2), "```"]
-    learned = artifacts.get("learn")
-    if learned is not None and plot_learning_curve(learned.folder / "metrics.jsonl", root / "learning_curve.png"):
-        lines += ["", "## Learning curve", "", "![learning curve](learning_curve.png)"]
-    lines += ["", f"Normalised return = (R - R_lo) / (R_hi - R_lo); team return = {results['env']} team reward summed over the episode.", ""]
+    stage_rows += [[f"{stage} (original data)", f"`{folder}`", f"{original['timings'][stage]:.1f}",
+                    "yes" if stage in original["reused"] else "no"] for stage, folder in original.get("artifacts", {}).items()]
+    if stage_rows:
+        lines += Section("Stages", ["stage", "artifact", "seconds now", "reused"], stage_rows,
+                         "Each stage's folder in this run directory; a reused stage was computed by an earlier run.").markdown()
+    lines += ["", f"Normalised return = (R - R_lo) / (R_hi - R_lo); team return = {results.get('env')} team reward summed "
+                  "over the episode. Every number here is also in `results.json`.", ""]
     write_text(root / "report.md", "\n".join(lines))
 
 
 def run_table(results: dict) -> Table:
+    """The run's facts, the generated data against the dataset, and what augmentation buys, in one table."""
     table = Table(title=f"codi-kit run: {results['env']}")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    for label, key in ROWS:
-        table.add_row(label, _cell(results, label, key))
+    for label, value in run_section(results).rows:
+        table.add_row(label, value)
     check = results.get("generated_versus_dataset")
     if check:
         measure = "agreement with the expert" if check["measure"] == "expert_agreement" else "quality score"
         table.add_row(f"{measure}: generated / dataset", f"{check['generated']:.3f} / {check['dataset']:.3f}",
                       style=None if check["better"] else "bold yellow")
-    for trained_on, normalized, team in side_by_side(results):
+    buys = buys_section(results)
+    for trained_on, _, normalized, _ in buys.rows if buys else []:
         table.add_row(f"normalised return: {trained_on}", normalized, style="bold" if trained_on.startswith("gain") else None)
     return table
+
+
+def run_tables(results: dict) -> list[Table]:
+    """What the terminal shows after a run: the run table, then the labels and the generated data."""
+    return [run_table(results)] + [section.table() for section in (labels_section(results), behaviour_section(results))
+                                   if section is not None]
 
 
 def aggregate(all_results: list[dict]) -> list[dict]:

@@ -54,6 +54,9 @@ def test_bench_reports_table_1_exports_and_a_rerun_computes_nothing(tmp_path, ru
     assert f"{sum(bc) / 2:.2f} ± " in report
     assert "## Generated data" in report and "| codi | 8 |" in report and "## Wall time per stage" in report
     assert (out / "bars-mpe-cn.png").read_bytes()[:4] == b"\x89PNG"
+    assert "## Aggregate statistics" in report and "### bc: 1 task(s) x 2 seed(s) (mpe/cn)" in report
+    assert "| none | " in report.split("### bc50")[0].split("### bc:")[1]  # the row with P(codi > none)
+    assert (out / "intervals.png").read_bytes()[:4] == b"\x89PNG" and "![intervals](intervals.png)" in report
 
     marl_eval = json.loads((out / "marl-eval.json").read_text())
     run = marl_eval["mpe"]["cn"]["bc+codi"]["seed_1"]
@@ -141,3 +144,40 @@ def test_every_table1_task_has_the_papers_numbers_beside_it():
     assert paper_value("mpe/world", None, "omiga", "none") == (0.66, 0.10)
     assert paper_value("smax/3m", None, "bc50", "madits") == (0.36, 0.14)
     assert paper_value("smacv2/zerg_3v4", None, "omiga", "codi-w-pri") == (0.46, 0.15)
+
+
+def test_bench_statistics_are_rliables_on_the_benchs_score_matrices():
+    import numpy as np
+    from rliable import library, metrics
+
+    from codi_kit.bench.statistics import bench_statistics, score_matrices
+
+    codi = {("mpe/cn", s): v for s, v in enumerate([0.5, 0.7, 0.9, 1.1])} | {("smax/3m", s): v for s, v in enumerate([0.6, 0.8, 1.0, 5.0])}
+    none = {key: value - 2.0 for key, value in codi.items()}  # CODI's runs beat Original's but for the outlier's twin 3.0
+
+    def record(env, seed, augmenter, value, status="ok"):
+        return {"env": env, "agents": None, "augmenter": augmenter, "learner": "bc", "seed": seed, "status": status,
+                "results": {"normalized_return": value}}
+
+    records = [record(env, seed, "codi", v) for (env, seed), v in codi.items()]
+    records += [record(env, seed, "none", v) for (env, seed), v in reversed(none.items())]  # order must not matter
+    records += [record("smax/zerg_3v4", 0, "codi", 9.0), record("mpe/cn", 4, "none", 9.0)]  # a task one column lacks; a fifth seed
+    records += [record("mpe/cn", 5, "codi", None, status="failed")]
+    tasks, matrices = score_matrices(records)["bc"]
+    assert tasks == ["mpe/cn", "smax/3m"] and matrices["codi"].tolist() == [[0.5, 0.6], [0.7, 0.8], [0.9, 1.0], [1.1, 5.0]]
+    assert np.allclose(matrices["none"], matrices["codi"] - 2.0)
+
+    [stats] = bench_statistics(records, reps=300, improvement_reps=50)
+    assert (stats.learner, stats.tasks, stats.runs) == ("bc", ["mpe/cn", "smax/3m"], 4)
+    # the IQM drops the outlier 5.0 with the lowest and highest quarter: mean of 0.7, 0.8, 0.9, 1.0; the mean keeps it
+    assert np.isclose(stats.iqm["codi"].point, 0.85) and np.isclose(stats.mean["codi"].point, 10.6 / 8)
+    # P(codi > none), per task the share of run pairs CODI wins: CN 16/16; 3m 13/16 (Original's 3.0 beats 0.6, 0.8, 1.0)
+    assert np.isclose(stats.improvement["none"].point, (1 + 13 / 16) / 2) and stats.improvement["none"].high == 1.0
+    assert "codi" not in stats.improvement
+    np.random.seed(0)  # rliable resamples from numpy's global generator
+    _, intervals = library.get_interval_estimates(matrices, lambda m: np.array([metrics.aggregate_iqm(m), metrics.aggregate_mean(m)]),
+                                                  reps=300)
+    assert np.allclose([stats.iqm["codi"].low, stats.iqm["codi"].high], intervals["codi"][:, 0])
+    assert np.allclose([stats.mean["none"].low, stats.mean["none"].high], intervals["none"][:, 1])
+    assert stats.mean["none"].low < stats.mean["none"].point < stats.mean["none"].high
+    assert bench_statistics(records, reps=300, improvement_reps=50) == [stats]  # the same intervals every time

@@ -14,6 +14,7 @@ import pytest
 from codi_kit import plugins
 from codi_kit.cli import main
 from codi_kit.dataset import Dataset
+from codi_kit.run_figures import episodes_figure
 import fake_smacv2
 from conftest import FakeServer, build_tiny_causal_lm, completion
 
@@ -67,6 +68,15 @@ def test_every_env_runs_the_pipeline(name, tmp_path, runner, monkeypatch):
     results = json.loads((out / "results.json").read_text())
     assert results["R_hi"] > results["R_lo"], "the env's expert must beat the imbalanced data"
     assert np.isfinite(results["normalized_return"])
+    # the report's picture: every bundled env draws an episode (a third party's may leave the probe out)
+    registration = plugins.lookup("env", name)
+    env = plugins.configure(registration, {})
+    try:
+        drew = episodes_figure(env, data, data.select(np.arange(2)), tmp_path / "episodes.png")
+    finally:
+        env.close()
+    assert drew or registration.distribution != "codi-kit"
+    assert not drew or (tmp_path / "episodes.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("name", names("text_converter"))

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from codi_kit.bench.figures import agents_figure, bar_charts
+from codi_kit.bench.statistics import bench_statistics, intervals_figure, statistics_markdown
 from codi_kit.bench.table import env_label, table1_markdown
 from codi_kit.report import write_text
 
@@ -29,10 +30,11 @@ def diagnostics_markdown(records: list[dict]) -> list[str]:
         if record["status"] == "ok":
             results = record["results"]
             by_env[env_label(record)][results["artifacts"]["generate"]] = (
-                record["augmenter"], results.get("augment_diagnostics") or {}, results["generated_episodes"])
+                record["augmenter"], results.get("augment_diagnostics") or {},
+                results.get("generated_transitions") or results["generated_episodes"])
     lines = []
     for env, generated in by_env.items():
-        lines += ["", f"### {env}", "", "| data | episodes | " + " | ".join(c for c, _ in DIAGNOSTICS) + " | accepted |",
+        lines += ["", f"### {env}", "", "| data | generated transitions | " + " | ".join(c for c, _ in DIAGNOSTICS) + " | accepted |",
                   "|---|---|" + "---|" * (len(DIAGNOSTICS) + 1)]
         every = [d for _, d, _ in generated.values()]
         for source, key in (("dataset", "behaviour_dataset"), ("balanced expert", "behaviour_expert")):
@@ -84,7 +86,17 @@ def write_bench_report(bench: Path, records: list[dict], summary: dict) -> None:
         lines += ["", "## Failed cells", "", "| cell | error |", "|---|---|"]
         lines += [f"| {r['cell']} | {r['error'].replace('|', '/')} |" for r in failed]
         lines += ["", "Tracebacks are in `errors/`; a rerun of the same command computes only what is missing."]
+    statistics = bench_statistics(records)
+    if statistics:
+        lines += ["", "## Aggregate statistics", "",
+                  "Per learner, over every task every column finished: the interquartile mean (IQM) and mean of the "
+                  "normalised returns with 95% stratified bootstrap confidence intervals, and the probability that "
+                  "`codi` improves on each column (a run of one beats a run of the other, averaged over tasks), "
+                  "computed by rliable (Agarwal et al. 2021). Three seeds make wide intervals: read overlap as 'not shown'."]
+        lines += statistics_markdown(statistics)
     figures = bar_charts(records, bench) + agents_figure(records, bench)
+    if statistics:
+        figures.append(intervals_figure(statistics, bench / "intervals.png"))
     if figures:
         lines += ["", "## Figures", ""] + [f"![{path.stem}]({path.name})" for path in figures]
     lines += ["", "## Generated data", "",

@@ -22,6 +22,7 @@ from codi_kit.diffusion.trainer import SegmentData, segment_data, train
 from codi_kit.errors import CodiKitError
 from codi_kit.progress import say
 
+DRAWN_EPISODES = 3  # whole episodes generated for the report's picture when the data are branches
 CALIBRATION_SEGMENTS = 4096  # real segments on which the consistency threshold delta is chosen
 
 
@@ -112,7 +113,13 @@ class DiffusionAugmenter(Augmenter):
                                             min(count, 128), context.seed),
         }
         timings = {"diagnostics": time.perf_counter() - started}
-        say(f"diagnostics: {report['label_sensitivity']} {report['probe']}")
+        sensitivity, probe = report["label_sensitivity"], report["probe"]
+        if sensitivity:
+            say(f"denoising loss {sensitivity['loss_correct_labels']:.4f} with the segments' labels, "
+                f"{sensitivity['loss_shuffled_labels']:.4f} with shuffled ones")
+        if probe:
+            say(f"goal probe: conditioned agents close on their goals by {probe['probe_conditioned_margin']:+.3f} "
+                f"± {probe['probe_margin_stderr']:.3f} more than the others")
 
         started = time.perf_counter()
         # 0: as much data as the original: its episode count, or for branches of L steps as many
@@ -127,7 +134,7 @@ class DiffusionAugmenter(Augmenter):
         generated = every.select(np.sort(np.argsort(-every.returns(), kind="stable")[:episodes]))
         report.update({
             "generation": stitcher.stats.summary(), "generated_episodes": generated.episodes,
-            "episodes_per_second": generated.episodes / max(timings["generate"], 1e-9),
+            "generated_per_second": generated.episodes / max(timings["generate"], 1e-9),  # episodes or branches
             "imputed_return_mean": float(generated.returns().mean()) if generated.episodes else None,
             "behaviour_generated": diagnostics.behaviour(context.env, generated),
             "behaviour_sampled": diagnostics.behaviour(context.env, every),
@@ -139,7 +146,11 @@ class DiffusionAugmenter(Augmenter):
         reason = (f"{stats.segments_accepted} of {stats.segments_sampled} sampled segments passed the consistency check "
                   f"(delta {stitcher.threshold:.3g}) and {stats.abandoned} trajectories were given up; the denoiser may "
                   "need more training (augmenter.train_steps)") if generated.episodes < episodes else ""
-        return Generated(generated, report, requested=episodes, reason=reason)
+        examples = None
+        if settings.branch_length:  # branches are one or a few steps: draw what whole episodes look like
+            drawn = Stitcher(model, settings, initial, initial_targets, context.seed + 1)
+            examples = drawn.generate(DRAWN_EPISODES, dataset)
+        return Generated(generated, report, requested=episodes, reason=reason, examples=examples)
 
 
 def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float,

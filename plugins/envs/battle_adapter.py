@@ -26,3 +26,22 @@ class BattleAdapter(EnvAdapter):
         with the expert there, 0.61 overall); answering only the others gives 0.74."""
         scores = combat_scores(self.parse(obs), actions, self.layout)
         return int(scores.argmax()) if scores.max() > 0 else -1
+
+    def draw_episode(self, axis, obs, expert):
+        """Every ally's health over the episode (the expert solid, the others dashed) and each
+        enemy's, as the allies see it (red; the highest of their views, 0 once dead or out of sight)."""
+        battle = self.parse(obs)  # fields [T, N, ...]
+        steps = np.arange(len(obs))
+        for agent in range(obs.shape[1]):
+            is_expert = expert is not None and bool(expert[agent])
+            axis.plot(steps, battle.health[:, agent], "-" if expert is None or is_expert else "--", color=f"C{agent}",
+                      linewidth=2.2 if is_expert else 1.4, label=f"ally {agent}" + (" (expert)" if is_expert else ""))
+        enemies = battle.enemy_health.max(axis=1)  # [T, M]
+        for enemy in range(enemies.shape[1]):
+            axis.plot(steps, enemies[:, enemy], color="red", alpha=0.5, linewidth=1, label="enemies" if enemy == 0 else None)
+        axis.set_xlabel("step")
+        axis.set_ylabel("health fraction")
+        axis.set_ylim(-0.05, 1.05)
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7, loc="best")
+

@@ -12,6 +12,7 @@ from codi_kit.env import EnvAdapter
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
 from codi_kit_plugins.envs.mpe_control import steer_to
+from codi_kit_plugins.envs.mpe_drawing import draw_paths, finish
 from codi_kit_plugins.envs.spread_numpy import BatchedSpread, spread_spec
 
 ACCELERATION = 5.0  # mpe2 default sensitivity for agents without their own accel
@@ -150,6 +151,13 @@ class CooperativeNavigation(EnvAdapter):
         distance shrunk alone (an expert already on its landmark no longer gets closer)."""
         distances = self.landmark_distances(obs)  # [H,N]
         return int((distances[0] - distances[-1] - 2.0 * distances[-1]).argmax())
+
+    def draw_episode(self, axis, obs, expert):
+        """Every agent's path and the landmarks (black crosses, where agent 0 saw them at the start)."""
+        landmarks = obs[0, 0, 4: 4 + 2 * self.config.agents].reshape(-1, 2) + obs[0, 0, 2:4]
+        axis.plot(landmarks[:, 0], landmarks[:, 1], "kx", markersize=9, markeredgewidth=2, label="landmark")
+        draw_paths(axis, obs[..., 2:4], expert)
+        finish(axis)
 
     def quality_score(self, obs):
         """CN score (paper Fig. 3c): minus the mean distance from each landmark to its nearest

@@ -19,6 +19,7 @@ import numpy as np
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy
 from codi_kit_plugins.envs.mpe_control import MOVES, flee_from, steer_to
+from codi_kit_plugins.envs.mpe_drawing import draw_paths, finish
 from codi_kit_plugins.envs.mpe_parallel import LeanParallel
 
 PREDATOR_ACCELERATION, PREY_ACCELERATION = 3.0, 4.0  # mpe2 simple_world_comm values
@@ -125,6 +126,20 @@ class World(ParallelEnvAdapter):
 
     def speed(self, obs):
         return np.linalg.norm(obs[..., 0:2], axis=-1)
+
+    def draw_episode(self, axis, obs, expert):
+        """The predators' paths, the prey's (red, where predator 0 sees it) and the forests (green
+        squares) and other landmarks (grey), where predator 0 saw them at the start."""
+        landmarks = obs[0, 0, 4: self.layout.forests.stop].reshape(-1, 2) + obs[0, 0, 2:4]
+        forests = self.config.forests
+        axis.plot(landmarks[:-forests, 0], landmarks[:-forests, 1], "o", color="grey", markersize=8, label="obstacle / food")
+        axis.plot(landmarks[-forests:, 0], landmarks[-forests:, 1], "s", color="green", alpha=0.4, markersize=14, label="forest")
+        prey = obs[:, 0, self.layout.prey] + obs[:, 0, 2:4]
+        visible = np.abs(obs[:, 0, self.layout.prey]).sum(-1) > 1e-9
+        axis.plot(np.where(visible, prey[:, 0], np.nan), np.where(visible, prey[:, 1], np.nan), "-", color="red",
+                  linewidth=2, label="prey")
+        draw_paths(axis, obs[..., 2:4], expert, name="predator")
+        finish(axis)
 
     def quality_score(self, obs):
         """Minus the mean predator-prey distance at the final step (visible prey only)."""
