@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+import attrs
 import click
 from rich.console import Console
 from rich.table import Table
@@ -62,15 +63,40 @@ def pipeline_options(function):
     return common_options(function)
 
 
-def _config(profile, config_file, overrides, seed, device, env=None, labeler=None, augmenter=None, learner=None,
-            dataset=None, **extra):
+def _layers(overrides, seed, device, env=None, labeler=None, augmenter=None, learner=None, dataset=None,
+            **extra) -> tuple[list[str], dict]:
+    """The command line as ``build_config`` takes it: (--set overrides, options as dotted keys)."""
     overrides = list(overrides)
     if dataset and env is None:  # a dataset file that names its env runs on that env (and its settings)
         env, settings = _env_of(dataset)
         overrides = [f"env.{key}={json.dumps(value)}" for key, value in settings.items()] + overrides
-    return build_config(profile, config_file, overrides, **{
-        "seed": seed, "device": device, "env.name": env, "labeler.name": labeler, "augmenter.name": augmenter,
-        "learner.name": learner, "collect.dataset": dataset, **extra})
+    return overrides, {"seed": seed, "device": device, "env.name": env, "labeler.name": labeler,
+                       "augmenter.name": augmenter, "learner.name": learner, "collect.dataset": dataset, **extra}
+
+
+def _config(profile, config_file, overrides, seed, device, **names):
+    overrides, options = _layers(overrides, seed, device, **names)
+    return build_config(profile, config_file, overrides, **options)
+
+
+def _settings_table(found) -> Table:
+    table = Table(title="resolved settings (the last layer that names a key sets it)")
+    for column in ("section", "setting", "value", "set by"):
+        table.add_column(column)
+    for setting in found:
+        table.add_row(setting.section or "-", setting.key, json.dumps(setting.value, default=str), setting.source)
+    return table
+
+
+def _write_settings(root: Path, profile, config_file, overrides, seed, device, **names) -> None:
+    """settings.json in the run directory: every resolved setting and the layer that set it."""
+    from codi_kit.atomic import write_json
+    from codi_kit.settings_sources import resolved_settings
+
+    overrides, options = _layers(overrides, seed, device, **names)
+    found = resolved_settings(profile, config_file, overrides, **options)
+    root.mkdir(parents=True, exist_ok=True)
+    write_json(root / "settings.json", [attrs.asdict(s) for s in found])
 
 
 def _env_of(dataset: str) -> tuple[str | None, dict]:
@@ -107,6 +133,7 @@ def _stage_command(stage: str):
         set_quiet(quiet)
         config = _config(profile, config_file, overrides, seed, device, **names)
         root = _run_directory(config, out)
+        _write_settings(root, profile, config_file, overrides, seed, device, **names)
         pipeline = Pipeline(config, root, force=force)
         try:
             outcome = pipeline.run_until(stage)
@@ -197,6 +224,21 @@ def report(runs, out, quiet):
         write_text(Path(out), aggregate_markdown(rows))
         write_text(Path(out).with_suffix(".json"), json.dumps(rows, indent=2))
         say(f"wrote {out}")
+
+
+@main.command("config", help="Print every setting a run with these options resolves to, and which layer set it "
+                              "(default and its class, profile, the plugin's profile, config file, command line).")
+@pipeline_options
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
+def config_command(profile, config_file, overrides, seed, device, force, quiet, out, as_json, **names):
+    from codi_kit.settings_sources import resolved_settings
+
+    overrides, options = _layers(overrides, seed, device, **names)
+    found = resolved_settings(profile, config_file, overrides, **options)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(s) for s in found], indent=2, default=str))
+    else:
+        stdout.print(_settings_table(found))
 
 
 @main.command(help="Redraw a finished run's figures (learning curve, real and generated episodes, labels) from its stages.")

@@ -225,3 +225,31 @@ def test_an_augmented_run_reports_its_learner_on_the_original_data_beside_it(tmp
     alone = json.loads((out / "results.json").read_text())
     assert set(alone["reused"]) == {"collect", "generate", "learn", "evaluate"} and "baseline" not in alone
     assert alone["normalized_return"] == original["normalized_return"]
+
+
+def test_codi_kit_config_names_the_layer_that_set_each_setting(tmp_path, runner):
+    settings_file = tmp_path / "run.toml"
+    settings_file.write_text("[augmenter]\nwidth = 64\n")
+
+    def sources(*arguments):
+        result = runner.invoke(main, ["config", "--config", str(settings_file), "--set", "learner.steps=7", "--json", *arguments])
+        assert result.exit_code == 0, result.output
+        return {(s["section"], s["key"]): (s["value"], s["source"]) for s in json.loads(result.output)}
+
+    codi = sources("--augmenter", "codi")
+    assert codi[("learner", "steps")] == (7, "command line") and codi[("augmenter", "name")] == ("codi", "command line")
+    assert codi[("augmenter", "width")] == (64, "config file")
+    assert codi[("augmenter", "horizon")] == (2, "profile 'quick' of augmenter 'codi'")  # the CPU path
+    assert codi[("augmenter", "guidance_weight")] == (2.0, "profile 'quick' of augmenter 'codi'")
+    assert codi[("collect", "episodes")] == (2000, "profile 'quick'") and codi[("label", "horizon")] == (8, "default")
+    assert codi[("augmenter", "label_embedding")] == ("own", "default (DiffusionSettings)")
+    madiff = sources("--augmenter", "madiff", "--profile", "smoke")
+    assert madiff[("augmenter", "guidance_weight")] == (1.2, "default (MADiff.Config)")  # MADiff's own default
+    assert madiff[("collect", "episodes")] == (200, "profile 'smoke'")
+    # a run records the same table in its run directory
+    out = tmp_path / "run"
+    result = runner.invoke(main, ["run", "--out", str(out), *TINY, "--set", "learner.steps=7"])
+    assert result.exit_code == 0, result.output
+    recorded = {(s["section"], s["key"]): s["source"] for s in json.loads((out / "settings.json").read_text())}
+    assert recorded[("learner", "steps")] == "command line" and recorded[("augmenter", "name")] == "command line"
+    assert recorded[("learner", "batch_size")].startswith("default (")
