@@ -43,8 +43,11 @@ def test_a_default_changed_by_a_subclass_keeps_its_stage():
     madiff = plugins.configure(plugins.lookup("augmenter", "madiff"), {})
     keys = set(madiff.training_settings())
     assert {"use_labels", "horizon", "train_steps", "ema_decay"} <= keys
-    assert not keys & {"compose", "guidance_weight", "sampling_steps", "generated_episodes", "checkpoint_every"}
+    assert not keys & {"compose", "guidance_weight", "sampling_steps", "generated_episodes", "checkpoint_every", "log_every"}
     assert training_settings(madiff.config) == madiff.training_settings()
+    # how often training logs is bookkeeping: it changes neither the trained model nor its stage
+    often = plugins.configure(plugins.lookup("augmenter", "madiff"), {"log_every": 7})
+    assert often.training_settings() == madiff.training_settings()
 
 
 def interrupted_after(updates: int, monkeypatch):

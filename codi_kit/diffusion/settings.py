@@ -82,7 +82,7 @@ class DiffusionSettings:
     consistency_quantile: float = 0.99  # delta = this quantile of the consistency error on real data
     dynamics_hidden: int = 256
     dynamics_learning_rate: float = 1e-3
-    log_every: int = 250
+    log_every: int = bookkeeping(250)  # updates between logged losses (metrics.jsonl, TensorBoard); never retrains
     checkpoint_every: int = bookkeeping(500)  # updates between resumable checkpoints of training
 
     # -- how it is sampled (generate) ---------------------------------------------------------
