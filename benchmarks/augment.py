@@ -46,7 +46,7 @@ def guidance_speed(agents=3, batch=256, width=128, repeats=5) -> dict:
     """Seconds per composed prediction: one batched pass vs n+1 separate passes."""
     model = AgentUnet(6 * agents, agents, width).eval()
     x, k = torch.randn(batch, 8, agents, 6 * agents), torch.full((batch,), 10)
-    conditions = agent_conditions(torch.rand(batch), agents, 1.0, True, True)
+    conditions = agent_conditions(torch.rand(batch), agents, weight=1.0, compose=True, use_labels=True)
     zeros = torch.zeros(batch, agents)
     with torch.no_grad():
         guided_output(model, x, k, conditions)

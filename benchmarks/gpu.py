@@ -82,7 +82,7 @@ def guidance_rate(settings: DiffusionSettings, dataset: Dataset, device, batch: 
     net, agents, horizon = model.denoiser.eval(), dataset.agents, settings.horizon
     x = torch.randn(batch, horizon, agents, model.architecture.channels, device=device)
     k = torch.full((batch,), 10, device=device)
-    conditions = agent_conditions(torch.rand(batch, device=device), agents, 1.2, True, True)
+    conditions = agent_conditions(torch.rand(batch, device=device), agents, weight=1.2, compose=True, use_labels=True)
     zeros = torch.zeros(batch, agents, device=device)
     observed = model.architecture.observation_input
     observation = torch.randn(batch, agents, observed, device=device) if observed else None

@@ -56,8 +56,8 @@ def test_nested_composition_applies_return_guidance_once(net):
     """eps_u + w (eps_R - eps_u) + sum_i w (eps_{R,z_i} - eps_R): against Eq. 8's n-fold return
     guidance, the two differ by (n - 1) w (eps_R - eps_u)."""
     x, k, rtg = torch.randn(4, 8, 3, 18), torch.full((4,), 5), torch.rand(4)
-    nested = guided_output(net, x, k, agent_conditions(rtg, 3, 1.5, True, True, composition="nested"))
-    eq8 = guided_output(net, x, k, agent_conditions(rtg, 3, 1.5, True, True, composition="eq8"))
+    nested = guided_output(net, x, k, agent_conditions(rtg, 3, weight=1.5, compose=True, use_labels=True, composition="nested"))
+    eq8 = guided_output(net, x, k, agent_conditions(rtg, 3, weight=1.5, compose=True, use_labels=True, composition="eq8"))
     zeros = torch.zeros(4, 3)
     with torch.no_grad():
         unconditional = net(x, k, torch.zeros(4), torch.zeros(4), zeros, zeros)
@@ -73,12 +73,12 @@ def test_nested_composition_applies_return_guidance_once(net):
 
 def test_ablation_and_madiff_conditions():
     rtg = torch.rand(4)
-    without_composition = agent_conditions(rtg, 3, 2.0, compose=False, use_labels=True)
+    without_composition = agent_conditions(rtg, 3, weight=2.0, compose=False, use_labels=True)
     assert without_composition.count == 1 and (without_composition.labels == 1).all()
     assert (without_composition.label_mask == 1).all()  # plain CFG on z = 1_n
-    madiff = agent_conditions(rtg, 3, 1.2, compose=False, use_labels=False)
+    madiff = agent_conditions(rtg, 3, weight=1.2, compose=False, use_labels=False)
     assert madiff.count == 1 and (madiff.label_mask == 0).all() and (madiff.return_mask == 1).all()
-    composed = agent_conditions(rtg, 3, 1.0, compose=True, use_labels=True)
+    composed = agent_conditions(rtg, 3, weight=1.0, compose=True, use_labels=True)
     assert composed.count == 3 and torch.equal(composed.label_mask[:, 0], torch.eye(3))
 
 
@@ -100,7 +100,7 @@ def test_label_dropout_masks_each_dimension_at_the_set_rate(cn_dataset):
 def test_first_observation_is_preserved_exactly(net):
     schedule = CosineSchedule(20)
     first = torch.randn(4, 3, 18)
-    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
     segments = sample_segments(net, schedule, first, 8, conditions, 5, eta=1.0, generator=torch.Generator().manual_seed(0))
     assert segments.shape == (4, 8, 3, 18)
     assert torch.equal(segments[:, 0], first)
@@ -110,7 +110,7 @@ def test_held_features_keep_their_first_value_at_every_step(net):
     first = torch.randn(4, 3, 18)
     held = torch.zeros(18, dtype=torch.bool)
     held[4:10] = True
-    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
     segments = sample_segments(net, CosineSchedule(20), first, 8, conditions, 5, eta=1.0,
                                generator=torch.Generator().manual_seed(0), held=held)
     assert torch.equal(segments[:, 0], first)
@@ -158,7 +158,7 @@ def test_the_first_action_is_generated_while_the_first_state_is_given():
     rows = model.denoiser.out[1].weight.grad.view(8, 15, 16)
     assert rows[0, :10].abs().sum() == 0 and rows[0, 10:].abs().sum() > 0  # a_0 is learned, s_0 is given
     first = torch.randn(4, 3, 10)
-    conditions = agent_conditions(torch.rand(4), 3, 1.0, compose=True, use_labels=True)
+    conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
     segments = model.sample(first, conditions, 3, 1.0, "quadratic", torch.Generator().manual_seed(0))
     states, actions, error = model.transitions(segments, resimulate=True)
     assert torch.equal(states[:, 0], first) and actions.shape == (4, 7, 3) and error.shape == (4, 7)
@@ -319,8 +319,8 @@ def test_own_scope_guidance_moves_only_the_conditioned_agent(net):
     zeros = torch.zeros(4, 3)
     with torch.no_grad():
         unconditional = net(x, k, torch.zeros(4), torch.zeros(4), zeros, zeros)
-        own = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, 2.0, True, True, good=[0], scope="own"))
-        joint = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, 2.0, True, True, good=[0], scope="joint"))
+        own = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, weight=2.0, compose=True, use_labels=True, good=[0], scope="own"))
+        joint = guided_output(net, x, k, agent_conditions(torch.rand(4), 3, weight=2.0, compose=True, use_labels=True, good=[0], scope="joint"))
     torch.testing.assert_close(own[:, :, 1:], unconditional[:, :, 1:])  # agents 1, 2 are left alone ...
     assert not torch.allclose(own[:, :, 0], unconditional[:, :, 0])  # ... agent 0 is guided
     assert not torch.allclose(joint[:, :, 1:], unconditional[:, :, 1:])  # Eq. 8 as written moves everyone

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.guidance import agent_conditions
+from codi_kit.diffusion.guidance import sampling_conditions
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.trainer import SegmentData, denoising_loss, loss_weights
@@ -56,9 +56,8 @@ def goal_probe(model: DiffusionModel, settings, env, starts: np.ndarray, target_
     generator = torch.Generator().manual_seed(seed)
     differences = []
     for agent in range(agents):
-        conditions = agent_conditions(torch.full((count,), target_return, device=device), agents,
-                                      settings.guidance_weight, True, True, [agent], settings.guidance_scope,
-                                      composition=settings.composition)
+        conditions = sampling_conditions(settings, torch.full((count,), target_return, device=device), agents, [agent],
+                                         compose=True, use_labels=True)
         segments = model.normaliser.observations(model.states(model.sample(
             first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing, generator)))
         distances = goal(segments)  # [B,H,N]

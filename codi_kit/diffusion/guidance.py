@@ -28,8 +28,8 @@ class Conditions:
 COMPOSITIONS = ("eq8", "nested")
 
 
-def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, compose: bool, use_labels: bool,
-                     good: list[int] | None = None, scope: str = "joint", *, composition: str = "eq8") -> Conditions:
+def agent_conditions(return_to_go: torch.Tensor, agents: int, *, weight: float, compose: bool, use_labels: bool,
+                     good: list[int] | None = None, scope: str = "joint", composition: str = "eq8") -> Conditions:
     """Which conditions to compose for ``B`` segments with target return ``return_to_go [B]``.
 
     - compose (CODI, Eq. 7-8): one condition "R and agent i is good" (z_i = 1, others masked)
@@ -63,6 +63,15 @@ def agent_conditions(return_to_go: torch.Tensor, agents: int, weight: float, com
                           weight if composition == "nested" else None)
     labels = chosen.sum(0).expand(1, batch, agents) if use_labels else torch.zeros(1, batch, agents, device=device)
     return Conditions(return_to_go[None], ones[None], labels.clone(), labels.clone(), torch.full((1,), weight, device=device))
+
+
+def sampling_conditions(settings, return_to_go: torch.Tensor, agents: int, good: list[int] | None = None,
+                        **override) -> Conditions:
+    """``agent_conditions`` as a diffusion augmenter's sampling settings ask for them (guidance weight,
+    compose, labels, scope, composition); ``override`` replaces some (the goal probe always composes)."""
+    chosen = dict(weight=settings.guidance_weight, compose=settings.compose, use_labels=settings.use_labels,
+                  scope=settings.guidance_scope, composition=settings.composition)
+    return agent_conditions(return_to_go, agents, good=good, **{**chosen, **override})
 
 
 def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions,

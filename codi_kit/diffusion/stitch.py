@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from codi_kit.dataset import Dataset
-from codi_kit.diffusion.guidance import agent_conditions
+from codi_kit.diffusion.guidance import sampling_conditions
 from codi_kit.diffusion.regenerate import repair_segments
 from codi_kit.progress import progress_bar
 
@@ -122,9 +122,7 @@ class Stitcher:
         consistency check turns its segment down (it is resampled, within the same limits)."""
         settings, model = self.settings, self.model
         rows = torch.nonzero(accepted).squeeze(1)
-        conditions = agent_conditions(rtg[rows], model.architecture.agents, settings.guidance_weight, settings.compose,
-                                      settings.use_labels, self.good, settings.guidance_scope,
-                                      composition=settings.composition)
+        conditions = sampling_conditions(settings, rtg[rows], model.architecture.agents, self.good)
         repair = repair_segments(model, settings, segments[rows], states[rows], actions[rows], conditions,
                                  self.threshold, self.generator)
         touched = repair.bad.any(1)
@@ -144,9 +142,7 @@ class Stitcher:
         for attempt in range(settings.max_resamples + 1):
             first = torch.stack([batch[i].obs[-1] for i in pending])
             rtg = torch.tensor([batch[i].return_to_go for i in pending], device=self.device, dtype=torch.float32)
-            conditions = agent_conditions(rtg, model.architecture.agents, settings.guidance_weight, settings.compose,
-                                          settings.use_labels, self.good, settings.guidance_scope,
-                                          composition=settings.composition)
+            conditions = sampling_conditions(settings, rtg, model.architecture.agents, self.good)
             segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
                                     self.generator)
             stats.segments_sampled += len(pending)
