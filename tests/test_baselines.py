@@ -66,8 +66,9 @@ def tiny_model(resimulate_dataset_features=4) -> DiffusionModel:
     architecture = Architecture(features=features, agents=agents, actions=actions, horizon=3, denoiser="mlp", width=32,
                                 prediction="sample", diffusion_steps=10, dynamics_hidden=16, ema_decay=0.99,
                                 codec="observations", diffuse_actions=True)
-    normaliser = Normaliser(torch.zeros(features), torch.ones(features), 1.0, 1.0, torch.zeros(features, dtype=torch.bool),
-                            identity_codec(), torch.zeros(features), torch.ones(features))
+    normaliser = Normaliser(mean=torch.zeros(features), std=torch.ones(features), return_scale=1.0, reward_scale=1.0,
+                            held=torch.zeros(features, dtype=torch.bool), codec=identity_codec(),
+                            observation_mean=torch.zeros(features), observation_std=torch.ones(features))
     return DiffusionModel(architecture, normaliser, "cpu").eval()
 
 

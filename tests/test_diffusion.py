@@ -122,7 +122,8 @@ def model_with_held(denoiser: str, diffuse_actions: bool = False) -> DiffusionMo
     """10 state features of which 4.. are held, optionally with 5 action channels."""
     held = torch.zeros(10, dtype=torch.bool)
     held[4:] = True
-    normaliser = Normaliser(torch.zeros(10), torch.ones(10), 1.0, 1.0, held, identity_codec(), torch.zeros(10), torch.ones(10))
+    normaliser = Normaliser(mean=torch.zeros(10), std=torch.ones(10), return_scale=1.0, reward_scale=1.0, held=held,
+                            codec=identity_codec(), observation_mean=torch.zeros(10), observation_std=torch.ones(10))
     architecture = Architecture(features=10, agents=3, actions=5, horizon=8, denoiser=denoiser, width=16,
                                 prediction="noise", diffusion_steps=20, dynamics_hidden=16, ema_decay=0.995,
                                 codec="observations", diffuse_actions=diffuse_actions)
@@ -431,9 +432,9 @@ def test_the_paper_profile_builds_the_authors_network():
     architecture = Architecture.of(settings, features=18, agents=3, actions=5, codec=identity_codec(), observation_features=18)
     assert architecture.unet_multipliers == (1, 4, 8) and architecture.diffusion_steps == 200
     torch.manual_seed(0)
-    model = DiffusionModel(architecture, Normaliser(torch.zeros(23), torch.ones(23), 1.0, 1.0,
-                                                    torch.zeros(23, dtype=torch.bool), identity_codec(),
-                                                    torch.zeros(18), torch.ones(18)), "cpu")
+    model = DiffusionModel(architecture, Normaliser(mean=torch.zeros(23), std=torch.ones(23), return_scale=1.0, reward_scale=1.0,
+                                                    held=torch.zeros(23, dtype=torch.bool), codec=identity_codec(),
+                                                    observation_mean=torch.zeros(18), observation_std=torch.ones(18)), "cpu")
     assert model.denoiser.middle_attention.attention.embed_dim == 128 * 8
 
 

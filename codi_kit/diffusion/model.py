@@ -26,7 +26,7 @@ from codi_kit.errors import CodiKitError
 MODEL_FILE, DESCRIPTION_FILE = "model.pt", "model.json"
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Architecture:
     """What the networks are: enough to rebuild them before their weights are loaded."""
 
@@ -56,14 +56,16 @@ class Architecture:
     @staticmethod
     def of(settings, features: int, agents: int, actions: int, codec: StateCodec, observation_features: int,
            availability: bool = False) -> Architecture:
-        return Architecture(features, agents, actions, settings.horizon, settings.denoiser, settings.width,
-                            settings.prediction, settings.diffusion_steps, settings.dynamics_hidden,
-                            settings.ema_decay, codec.name, settings.diffuse_actions,
-                            observation_features * settings.first_step_input, settings.unet_multipliers, availability,
-                            settings.activation, label_embedding=settings.label_embedding)
+        return Architecture(features=features, agents=agents, actions=actions, horizon=settings.horizon,
+                            denoiser=settings.denoiser, width=settings.width, prediction=settings.prediction,
+                            diffusion_steps=settings.diffusion_steps, dynamics_hidden=settings.dynamics_hidden,
+                            ema_decay=settings.ema_decay, codec=codec.name, diffuse_actions=settings.diffuse_actions,
+                            observation_input=observation_features * settings.first_step_input,
+                            unet_multipliers=settings.unet_multipliers, availability=availability,
+                            activation=settings.activation, label_embedding=settings.label_embedding)
 
 
-@attrs.frozen
+@attrs.frozen(kw_only=True)
 class Normaliser:
     """Per-feature standardisation of what is diffused (and of the observations, for the denoiser's
     observation input), and the scales of returns and rewards."""
@@ -89,8 +91,10 @@ class Normaliser:
         def stats(values):
             return torch.as_tensor(values.mean(0), device=device), torch.as_tensor(values.std(0) + 1e-3, device=device)
 
-        return Normaliser(*stats(steps), float(np.abs(dataset.return_to_go()[:, 0]).max() or 1.0),
-                          float(dataset.rewards[valid].std() or 1.0), held, codec, *stats(observations))
+        (mean, std), (observation_mean, observation_std) = stats(steps), stats(observations)
+        return Normaliser(mean=mean, std=std, return_scale=float(np.abs(dataset.return_to_go()[:, 0]).max() or 1.0),
+                          reward_scale=float(dataset.rewards[valid].std() or 1.0), held=held, codec=codec,
+                          observation_mean=observation_mean, observation_std=observation_std)
 
     def normalise(self, x):
         return (x - self.mean) / self.std
@@ -118,8 +122,9 @@ class Normaliser:
         def tensor(key, dtype=torch.float32):
             return torch.tensor(values[key], dtype=dtype, device=device)
 
-        return Normaliser(tensor("mean"), tensor("std"), values["return_scale"], values["reward_scale"],
-                          tensor("held", torch.bool), codec, tensor("observation_mean"), tensor("observation_std"))
+        return Normaliser(mean=tensor("mean"), std=tensor("std"), return_scale=values["return_scale"],
+                          reward_scale=values["reward_scale"], held=tensor("held", torch.bool), codec=codec,
+                          observation_mean=tensor("observation_mean"), observation_std=tensor("observation_std"))
 
 
 class DiffusionModel(nn.Module):
