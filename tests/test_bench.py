@@ -181,3 +181,18 @@ def test_bench_statistics_are_rliables_on_the_benchs_score_matrices():
     assert np.allclose([stats.mean["none"].low, stats.mean["none"].high], intervals["none"][:, 1])
     assert stats.mean["none"].low < stats.mean["none"].point < stats.mean["none"].high
     assert bench_statistics(records, reps=300, improvement_reps=50) == [stats]  # the same intervals every time
+
+
+def test_without_rliable_the_bench_report_says_how_to_get_its_statistics(tmp_path, monkeypatch):
+    from codi_kit.bench import report
+
+    records = [{"env": "mpe/cn", "agents": None, "augmenter": augmenter, "learner": "bc", "seed": seed, "status": "ok",
+                "cell": f"{augmenter}-{seed}", "results": {"normalized_return": 0.1 * seed, "generated_episodes": 0,
+                                                           "artifacts": {"generate": f"generate-{augmenter}{seed}"}}}
+               for augmenter in ("none", "codi") for seed in (0, 1)]
+    summary = {"grid": {"profile": "smoke", "seeds": [0, 1]}, "backend": "local", "wall_seconds": 1.0, "computed": [], "tasks": 4}
+    monkeypatch.setattr(report, "statistics_available", lambda: False)
+    report.write_bench_report(tmp_path, records, summary)
+    written = (tmp_path / "report.md").read_text()
+    assert 'pip install \\"codi-kit[stats]\\"' not in written and 'pip install "codi-kit[stats]"' in written
+    assert "IQM [95% CI]" not in written and not (tmp_path / "intervals.png").exists()

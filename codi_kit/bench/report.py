@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from codi_kit.bench.figures import agents_figure, bar_charts
+from codi_kit.bench.statistics import available as statistics_available
 from codi_kit.bench.statistics import bench_statistics, intervals_figure, statistics_markdown
 from codi_kit.bench.table import env_label, table1_markdown
 from codi_kit.report import write_text
@@ -86,7 +87,10 @@ def write_bench_report(bench: Path, records: list[dict], summary: dict) -> None:
         lines += ["", "## Failed cells", "", "| cell | error |", "|---|---|"]
         lines += [f"| {r['cell']} | {r['error'].replace('|', '/')} |" for r in failed]
         lines += ["", "Tracebacks are in `errors/`; a rerun of the same command computes only what is missing."]
-    statistics = bench_statistics(records)
+    statistics = bench_statistics(records) if statistics_available() else []
+    if not statistics_available():
+        lines += ["", "## Aggregate statistics", "", "IQM, bootstrap intervals and the probability of improvement need "
+                  "rliable: `pip install \"codi-kit[stats]\"`, then rerun the bench (it recomputes nothing)."]
     if statistics:
         lines += ["", "## Aggregate statistics", "",
                   "Per learner, over every task every column finished: the interquartile mean (IQM) and mean of the "

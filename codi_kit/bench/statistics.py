@@ -43,6 +43,13 @@ class LearnerStatistics:
     improvement: dict[str, Interval]  # other column -> P(REFERENCE > other)
 
 
+def available() -> bool:
+    """Whether rliable is installed (``pip install "codi-kit[stats]"``)."""
+    import importlib.util
+
+    return importlib.util.find_spec("rliable") is not None
+
+
 def score_matrices(records: list[dict]) -> dict[str, tuple[list[str], dict[str, np.ndarray]]]:
     """learner -> (tasks, {augmenter: [runs, tasks] normalised returns}), rliable's layout. A task enters
     when every column of the learner finished it; ``runs`` is the fewest seeds any such cell finished
