@@ -88,12 +88,11 @@ def _settings_table(found) -> Table:
     return table
 
 
-def _write_settings(root: Path, profile, config_file, overrides, seed, device, **names) -> None:
+def _write_settings(root: Path, profile, config_file, overrides: list[str], options: dict) -> None:
     """settings.json in the run directory: every resolved setting and the layer that set it."""
     from codi_kit.atomic import write_json
     from codi_kit.settings_sources import resolved_settings
 
-    overrides, options = _layers(overrides, seed, device, **names)
     found = resolved_settings(profile, config_file, overrides, **options)
     root.mkdir(parents=True, exist_ok=True)
     write_json(root / "settings.json", [attrs.asdict(s) for s in found])
@@ -131,9 +130,10 @@ def _stage_command(stage: str):
         from codi_kit.report import run_tables
 
         set_quiet(quiet)
-        config = _config(profile, config_file, overrides, seed, device, **names)
+        overrides, options = _layers(overrides, seed, device, **names)
+        config = build_config(profile, config_file, overrides, **options)
         root = _run_directory(config, out)
-        _write_settings(root, profile, config_file, overrides, seed, device, **names)
+        _write_settings(root, profile, config_file, overrides, options)
         pipeline = Pipeline(config, root, force=force)
         try:
             outcome = pipeline.run_until(stage)

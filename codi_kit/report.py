@@ -12,6 +12,7 @@ from codi_kit.atomic import atomic_path
 from codi_kit.generated_check import verdict
 from codi_kit.report_sections import Section, behaviour_section, buys_section, labels_section, run_section, sections
 
+
 def write_text(path: Path, text: str) -> None:
     with atomic_path(path) as temporary:
         Path(temporary).write_text(text)

@@ -139,12 +139,12 @@ def behaviour_section(results: dict) -> Section | None:
     columns = [(label, key) for label, key in BEHAVIOUR if any(key in found for _, found in sources)]
     rows = [[name] + [number(found.get(key, "–")) for _, key in columns] for name, found in sources]
     check, reading = results.get("generated_versus_dataset"), None
-    if check:
-        what = "agree with the expert" if check["measure"] == "expert_agreement" else "score on the env's quality score"
-        reading = (f"Generated actions {what} {'more' if check['better'] else 'no more'} often than the dataset's: "
-                   f"{check['generated']:.2f} vs {check['dataset']:.2f}." if check["measure"] == "expert_agreement" else
-                   f"Generated data {what} {check['generated']:.3f} against the dataset's {check['dataset']:.3f}"
-                   f"{'' if check['better'] else ': no better'}.")
+    if check and check["measure"] == "expert_agreement":
+        reading = (f"Generated actions agree with the expert {'more' if check['better'] else 'no more'} often than the "
+                   f"dataset's: {check['generated']:.2f} vs {check['dataset']:.2f}.")
+    elif check:
+        reading = (f"Generated data score {check['generated']:.3f} on the env's quality score against the dataset's "
+                   f"{check['dataset']:.3f}{'' if check['better'] else ': no better'}.")
     return Section("Generated data against the dataset", ["data"] + [label for label, _ in columns], rows, reading)
 
 

@@ -3,12 +3,14 @@ is installed (``pip install codi-kit[tensorboard]``; then ``tensorboard --logdir
 per stage folder, opened at its first logged record and closed when the stage ends."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
 
 _writers: dict[Path, object] = {}
 
 
+@functools.cache
 def available() -> bool:
     return importlib.util.find_spec("tensorboard") is not None
 

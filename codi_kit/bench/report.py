@@ -91,7 +91,7 @@ def write_bench_report(bench: Path, records: list[dict], summary: dict) -> None:
     if not statistics_available():
         lines += ["", "## Aggregate statistics", "", "IQM, bootstrap intervals and the probability of improvement need "
                   "rliable: `pip install \"codi-kit[stats]\"`, then rerun the bench (it recomputes nothing)."]
-    if statistics:
+    elif statistics:
         lines += ["", "## Aggregate statistics", "",
                   "Per learner, over every task every column finished: the interquartile mean (IQM) and mean of the "
                   "normalised returns with 95% stratified bootstrap confidence intervals, and the probability that "

@@ -5,7 +5,6 @@ bootstrap confidence intervals, and the probability that CODI improves on each o
 numbers come from rliable; this module only lays the bench's records out as its score matrices."""
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -78,10 +77,7 @@ def _estimates(scores: dict, func, reps: int, seed: int) -> tuple[dict, dict]:
     saved = np.random.get_state()
     np.random.seed(seed)
     try:
-        with warnings.catch_warnings():  # arch deprecates the RandomState rliable hands it
-            warnings.simplefilter("ignore", FutureWarning)
-            return library.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CONFIDENCE,
-                                                  random_state=np.random.RandomState(seed))
+        return library.get_interval_estimates(scores, func, reps=reps, confidence_interval_size=CONFIDENCE)
     finally:
         np.random.set_state(saved)
 
