@@ -37,7 +37,7 @@ from codi_kit.augment import FitRequest, GenerateRequest  # noqa: E402
 from codi_kit.collect import normalization_of  # noqa: E402
 from codi_kit.config import build_config  # noqa: E402
 from codi_kit.dataset import Dataset  # noqa: E402
-from codi_kit.diffusion.augmenter import starting_points  # noqa: E402
+from codi_kit.diffusion.augmenter import consistency_threshold, starting_points  # noqa: E402
 from codi_kit.diffusion.diagnostics import expert_agreement  # noqa: E402
 from codi_kit.diffusion.stitch import Stitcher  # noqa: E402
 from codi_kit.diffusion.trainer import train  # noqa: E402
@@ -108,13 +108,15 @@ def recipe_result(overrides: list[str], probe_every: int, branches: int, seed: i
             folder = Path(temporary)
             context = attrs.evolve(pipeline.context(), workdir=folder)
             request = FitRequest(pipeline.dataset(), pipeline.labels(), pipeline.references(), context)
-            model, data, diffused = augmenter.untrained(request)
+            model, diffused = augmenter.untrained(request)
+            data = augmenter.segments(diffused, request.labels, model)
             probe = Probe(pipeline, model, settings, branches, seed)
             log_every = max(1, round(probe_every / settings.batch_size))
             started = time.perf_counter()
             train(model, data, diffused, attrs.evolve(settings, log_every=log_every), context, "train", on_log=probe)
             seconds = time.perf_counter() - started - probe.seconds
-            augmenter.finish(model, data, context)
+            consistency_threshold(model, data, settings.consistency_quantile, context.seed)
+            model.save(folder)
             generated = augmenter.generate(GenerateRequest(pipeline.dataset(), pipeline.labels(), pipeline.references(),
                                                            context, folder)).dataset
             curve = [{key: record[key] for key in ("step", "agreement", "agreement_expert_moving", "noop_share",

@@ -364,7 +364,7 @@ def test_a_shorter_horizon_takes_the_label_of_the_labelled_segment_starting_ther
     labels = QualityLabels(windows, z, np.full(len(windows), -1), 8)
     augmenter = Codi(Codi.Config(horizon=2, train_steps=2, width=16, batch_size=4, checkpoint_every=10))
     model = untrained_model("mlp", cn_dataset)
-    data = augmenter._segments(cn_dataset, labels, model)
+    data = augmenter.segments(cn_dataset, labels, model)
     short = cn_dataset.segment_index(2)
     assert len(data.x) == len(short)
     expected = np.minimum(short[:, 1], cn_dataset.lengths[short[:, 0]] - 8) % 3

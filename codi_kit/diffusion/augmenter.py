@@ -1,7 +1,29 @@
-"""The diffusion augmenter every diffusion plugin configures. ``fit`` (the train stage) trains the
-denoiser and the dynamics models once and saves them; ``generate`` (the generate stage) loads
-them, checks the conditioning, samples and stitches, imputes actions and rewards, and keeps the
-best episodes."""
+"""CODI on one page (paper section 3): what the train and generate stages do, in the paper's order.
+
+Train (``fit``, section 3.2), once per trained model:
+  1. the joint segments x_0 of H steps (every agent's state and, where diffused, its action), each
+     with its return-to-go R and the quality labels z of the label stage (section 3.1);
+  2. the conditional denoiser trained on them with label dropout (Eq. 5-6), and beside it the
+     inverse dynamics, forward and reward models (Eq. 9);
+  3. the consistency threshold delta: a quantile of the forward model's error on real segments.
+
+Generate (``generate``, section 3.3), many times per trained model:
+  1. where trajectories start: real first states o_0 (or, for branches, every real step) and the
+     return R-hat each is conditioned on;
+  2. segment after segment (``stitch.Stitcher``): the conditions "R-hat and agent i is good" for
+     every agent (Eq. 7), sampled with their composed guidance (Eq. 8); actions and rewards imputed
+     by f_inv and f_rew; the consistency check against delta; resampling, then restarts;
+  3. the accepted segments stitched to full trajectories, and the best kept by imputed return.
+
+The baselines are this page with other settings (``settings.DiffusionSettings``):
+  - MADiff: ``use_labels=False``: the denoiser reads R alone and step 2 has one condition, R-hat.
+  - CODI w/o Com.: ``compose=False``: one condition, z = 1_n (plain classifier-free guidance).
+  - MADiTS: ``regenerate_bad_agents``: in step 2 the agents integrated gradients find worst in an
+    accepted segment are re-denoised (``regenerate.repair_segments``) before it is stitched.
+
+Diagnostics (``diagnostics.py``) run beside the method, never inside it: they read the model and
+the generated data, and write only the stage's report.
+"""
 from __future__ import annotations
 
 import math
@@ -20,7 +42,6 @@ from codi_kit.diffusion.settings import PROFILES, DiffusionSettings, training_se
 from codi_kit.diffusion.stitch import Stitcher
 from codi_kit.diffusion.trainer import SegmentData, segment_data, train
 from codi_kit.errors import CodiKitError
-from codi_kit.progress import say
 
 DRAWN_EPISODES = 3  # whole episodes generated for the report's picture when the data are branches
 CALIBRATION_SEGMENTS = 4096  # real segments on which the consistency threshold delta is chosen
@@ -44,35 +65,31 @@ class DiffusionAugmenter(Augmenter):
     def training_settings(self) -> dict:
         return training_settings(self.config)
 
-    # -- the train stage ---------------------------------------------------------------------
+    # -- the train stage (section 3.2) --------------------------------------------------------
     def fit(self, request: FitRequest) -> dict:
-        model, data, diffused = self.untrained(request)
-        train(model, data, diffused, self.config, request.context, f"train {type(self).__name__}")
-        return self.finish(model, data, request.context)
-
-    def finish(self, model: DiffusionModel, data: SegmentData, context) -> dict:
-        """After training: choose the consistency threshold on real segments and save the model into
-        ``context.workdir``; the train stage's diagnostics."""
-        order = torch.randperm(len(data.x), generator=torch.Generator().manual_seed(context.seed))
-        threshold = model.calibrate(data.x[order[:CALIBRATION_SEGMENTS]], self.config.consistency_quantile)
+        settings, context = self.config, request.context
+        model, diffused = self.untrained(request)
+        segments = self.segments(diffused, request.labels, model)  # 1. x_0 with its R and z
+        train(model, segments, diffused, settings, context, f"train {type(self).__name__}")  # 2. Eq. 5-6, Eq. 9
+        delta = consistency_threshold(model, segments, settings.consistency_quantile, context.seed)  # 3. delta
         model.save(context.workdir)
-        return {"horizon": self.config.horizon, "target": model.normaliser.codec.name, "consistency_threshold": threshold,
-                "updates": model.updates, "segments": int(len(data.x))}
+        return {"horizon": settings.horizon, "target": model.normaliser.codec.name, "consistency_threshold": delta,
+                "updates": model.updates, "segments": int(len(segments.x))}
 
-    def untrained(self, request: FitRequest) -> tuple[DiffusionModel, SegmentData, Dataset]:
-        """The model to train (seeded), its training segments and the dataset in what is diffused."""
+    def untrained(self, request: FitRequest) -> tuple[DiffusionModel, Dataset]:
+        """The model to train (seeded) and the dataset in what is diffused (its ``obs`` are the env's
+        compact states when ``target="state"`` and the env has a codec, else the observations)."""
         settings, dataset, context = self.config, request.dataset, request.context
         codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
-        diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))  # what the models see
+        diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))
         normaliser = Normaliser.fit(dataset, codec, context.device)
         restricted = dataset.avail_actions is not None and not dataset.avail_actions[dataset.step_mask()].all()
         architecture = Architecture.of(settings, diffused.obs.shape[-1], dataset.agents, context.env.spec.actions, codec,
                                        dataset.obs.shape[-1], availability=restricted)
         torch.manual_seed(context.seed)
-        model = DiffusionModel(architecture, normaliser, context.device)
-        return model, self._segments(diffused, request.labels, model), diffused
+        return DiffusionModel(architecture, normaliser, context.device), diffused
 
-    def _segments(self, diffused: Dataset, labels, model: DiffusionModel) -> SegmentData:
+    def segments(self, diffused: Dataset, labels, model: DiffusionModel) -> SegmentData:
         """Every horizon-H segment of the data, with its labels when the augmenter uses them. Labels
         describe segments of label.horizon steps; a shorter H takes the label of the labelled
         segment that starts where it starts (or, near an episode's end, the last one)."""
@@ -93,64 +110,67 @@ class DiffusionAugmenter(Augmenter):
             raise CodiKitError(f"augmenter.horizon={horizon}: no episode is long enough")
         return segment_data(diffused, horizon, index, z, model)
 
-    # -- the generate stage ------------------------------------------------------------------
+    # -- the generate stage (section 3.3) -----------------------------------------------------
     def generate(self, request: GenerateRequest) -> Generated:
         settings, dataset, context = self.config, request.dataset, request.context
         model = DiffusionModel.load(request.trained, context.env, context.device)
-        normaliser = model.normaliser
-        diffused = attrs.evolve(dataset, obs=normaliser.codec.encode(dataset.obs))
-        data = self._segments(diffused, request.labels, model)
-        initial, initial_targets = starting_points(model, dataset, settings.target_return_quantile)
-        target = float(initial_targets[0])
-        count = settings.diagnostics_segments
         started = time.perf_counter()
-        report = {
-            "target": normaliser.codec.name, "consistency_threshold": settings.consistency_threshold or model.consistency_threshold,
-            "target_return": target * normaliser.return_scale, "updates": model.updates,
-            "label_sensitivity": diagnostics.label_sensitivity(model, data, count, context.seed),
-            "denoised_progress": diagnostics.denoised_progress(model, data, context.env, count, context.seed),
-            "probe": diagnostics.goal_probe(model, settings, context.env, initial, target, request.references.imbalanced,
-                                            min(count, 128), context.seed),
-        }
-        timings = {"diagnostics": time.perf_counter() - started}
-        sensitivity, probe = report["label_sensitivity"], report["probe"]
-        if sensitivity:
-            say(f"denoising loss {sensitivity['loss_correct_labels']:.4f} with the segments' labels, "
-                f"{sensitivity['loss_shuffled_labels']:.4f} with shuffled ones")
-        if probe:
-            say(f"goal probe: conditioned agents close on their goals by {probe['probe_conditioned_margin']:+.3f} "
-                f"± {probe['probe_margin_stderr']:.3f} more than the others")
+        report = self.check_conditioning(model, request)  # beside the method: does the conditioning work?
+        seconds = {"diagnostics": time.perf_counter() - started}
 
         started = time.perf_counter()
-        # 0: as much data as the original: its episode count, or for branches of L steps as many
-        # generated transitions as it has real ones (the paper adds as many episodes as it collected)
-        episodes = settings.generated_episodes or (
-            math.ceil(int(dataset.lengths.sum()) / settings.branch_length) if settings.branch_length else dataset.episodes)
-        starts, targets = starting_points(model, dataset, settings.target_return_quantile, settings.branch_length > 0)
-        stitcher = Stitcher(model, settings, starts, targets, context.seed)
-        every = stitcher.generate(math.ceil(episodes / settings.keep_fraction), dataset, settings.branch_length)
-        timings["generate"] = time.perf_counter() - started
-        # keep the episodes with the highest imputed return (the reward model's, not the env's)
-        generated = every.select(np.sort(np.argsort(-every.returns(), kind="stable")[:episodes]))
-        report.update({
-            "generation": stitcher.stats.summary(), "generated_episodes": generated.episodes,
-            "generated_per_second": generated.episodes / max(timings["generate"], 1e-9),  # episodes or branches
-            "imputed_return_mean": float(generated.returns().mean()) if generated.episodes else None,
-            "behaviour_generated": diagnostics.behaviour(context.env, generated),
-            "behaviour_sampled": diagnostics.behaviour(context.env, every),
-            "behaviour_dataset": diagnostics.behaviour(context.env, dataset),
-            "behaviour_expert": diagnostics.behaviour(context.env, request.references.expert),
-            "seconds": timings,
-        })
-        stats = stitcher.stats
-        reason = (f"{stats.segments_accepted} of {stats.segments_sampled} sampled segments passed the consistency check "
-                  f"(delta {stitcher.threshold:.3g}) and {stats.abandoned} trajectories were given up; the denoiser may "
-                  "need more training (augmenter.train_steps)") if generated.episodes < episodes else ""
-        examples = None
-        if settings.branch_length:  # branches are one or a few steps: draw what whole episodes look like
-            drawn = Stitcher(model, settings, initial, initial_targets, context.seed + 1)
-            examples = drawn.generate(DRAWN_EPISODES, dataset)
-        return Generated(generated, report, requested=episodes, reason=reason, examples=examples)
+        count = self.episodes_to_generate(dataset)
+        starts, targets = starting_points(model, dataset, settings.target_return_quantile,
+                                          branch=settings.branch_length > 0)  # 1. o_0 and R-hat
+        stitcher = Stitcher(model, settings, starts, targets, context.seed)  # 2. Eq. 7-8, check, resample, restart
+        sampled = stitcher.generate(math.ceil(count / settings.keep_fraction), dataset, settings.branch_length)  # 3.
+        generated = best_by_imputed_return(sampled, count)  # 3. the best, by the reward model's return
+        seconds["generate"] = time.perf_counter() - started
+
+        report.update(diagnostics.generation_report(context.env, stitcher.stats, sampled, generated, dataset,
+                                                    request.references.expert, seconds))
+        reason = "" if generated.episodes >= count else diagnostics.shortfall(stitcher)
+        examples = self.whole_episodes(model, dataset, context.seed) if settings.branch_length else None
+        return Generated(generated, report, requested=count, reason=reason, examples=examples)
+
+    def episodes_to_generate(self, dataset: Dataset) -> int:
+        """``generated_episodes``, or 0: as much data as the original: its episode count, or for
+        branches of L steps as many generated transitions as it has real ones (the paper adds as
+        many episodes as it collected)."""
+        settings = self.config
+        if settings.generated_episodes:
+            return settings.generated_episodes
+        if settings.branch_length:
+            return math.ceil(int(dataset.lengths.sum()) / settings.branch_length)
+        return dataset.episodes
+
+    def check_conditioning(self, model: DiffusionModel, request: GenerateRequest) -> dict:
+        """The diagnostics of the trained model before it generates (``diagnostics.conditioning_report``)."""
+        settings, dataset, context = self.config, request.dataset, request.context
+        diffused = attrs.evolve(dataset, obs=model.normaliser.codec.encode(dataset.obs))
+        initial, targets = starting_points(model, dataset, settings.target_return_quantile)
+        return diagnostics.conditioning_report(model, settings, self.segments(diffused, request.labels, model),
+                                               context.env, initial, float(targets[0]), request.references.imbalanced,
+                                               context.seed)
+
+    def whole_episodes(self, model: DiffusionModel, dataset: Dataset, seed: int) -> Dataset:
+        """A few whole episodes from real initial states, for the report's picture when the data
+        are short branches (never learnt from)."""
+        initial, targets = starting_points(model, dataset, self.config.target_return_quantile)
+        return Stitcher(model, self.config, initial, targets, seed + 1).generate(DRAWN_EPISODES, dataset)
+
+
+def consistency_threshold(model: DiffusionModel, segments: SegmentData, quantile: float, seed: int) -> float:
+    """delta (section 3.3): the ``quantile`` of the worst transition's consistency error on up to
+    ``CALIBRATION_SEGMENTS`` real segments drawn with ``seed``; the model keeps it."""
+    order = torch.randperm(len(segments.x), generator=torch.Generator().manual_seed(seed))
+    return model.calibrate(segments.x[order[:CALIBRATION_SEGMENTS]], quantile)
+
+
+def best_by_imputed_return(episodes: Dataset, count: int) -> Dataset:
+    """The ``count`` episodes with the highest imputed return (the reward model's, not the env's), in
+    their generated order."""
+    return episodes.select(np.sort(np.argsort(-episodes.returns(), kind="stable")[:count]))
 
 
 def starting_points(model: DiffusionModel, dataset: Dataset, target_return_quantile: float,

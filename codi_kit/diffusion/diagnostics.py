@@ -7,6 +7,9 @@
   closer agent i gets to its goal than the other agents, against a real expert over the horizon;
 - behaviour of generated data next to the dataset's and an expert's (env quality score, speed,
   no-op share of actions, agreement of the actions with the env's expert in the same states).
+
+The generate stage records the first three as ``conditioning_report`` (before it samples) and the
+last as ``generation_report`` (after): beside the method on ``augmenter.py``'s page, not inside it.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.trainer import SegmentData, denoising_loss, loss_weights
 from codi_kit.probes import GoalDistance, QualityScore, Speed, probe
+from codi_kit.progress import say
 
 
 @torch.no_grad()
@@ -148,3 +152,51 @@ def behaviour(env, episodes: Dataset) -> dict:
             "mean_speed": float(speed(obs[valid]).mean()) if speed and valid.any() else None,
             "noop_share": float((episodes.actions[valid] == env.spec.idle_action).mean()) if valid.any() else None,
             "expert_agreement": expert_agreement(env, episodes)["overall"] if valid.any() else None}
+
+
+def conditioning_report(model: DiffusionModel, settings, data: SegmentData, env, starts: np.ndarray, target_return: float,
+                        reference: Dataset | None, seed: int) -> dict:
+    """What the generate stage records of the trained model before it samples: the consistency
+    threshold and return it will use, and the three checks of the conditioning above, on
+    ``settings.diagnostics_segments`` segments; the two readings a person needs are said."""
+    count = settings.diagnostics_segments
+    report = {
+        "target": model.normaliser.codec.name,
+        "consistency_threshold": settings.consistency_threshold or model.consistency_threshold,
+        "target_return": target_return * model.normaliser.return_scale, "updates": model.updates,
+        "label_sensitivity": label_sensitivity(model, data, count, seed),
+        "denoised_progress": denoised_progress(model, data, env, count, seed),
+        "probe": goal_probe(model, settings, env, starts, target_return, reference, min(count, 128), seed),
+    }
+    sensitivity, found = report["label_sensitivity"], report["probe"]
+    if sensitivity:
+        say(f"denoising loss {sensitivity['loss_correct_labels']:.4f} with the segments' labels, "
+            f"{sensitivity['loss_shuffled_labels']:.4f} with shuffled ones")
+    if found:
+        say(f"goal probe: conditioned agents close on their goals by {found['probe_conditioned_margin']:+.3f} "
+            f"± {found['probe_margin_stderr']:.3f} more than the others")
+    return report
+
+
+def generation_report(env, stats, sampled: Dataset, generated: Dataset, dataset: Dataset, expert: Dataset,
+                      seconds: dict) -> dict:
+    """What generation did (the stitcher's ``stats``), how fast, and how the kept episodes behave
+    beside everything sampled, the dataset and the balanced expert."""
+    return {
+        "generation": stats.summary(), "generated_episodes": generated.episodes,
+        "generated_per_second": generated.episodes / max(seconds["generate"], 1e-9),  # episodes or branches
+        "imputed_return_mean": float(generated.returns().mean()) if generated.episodes else None,
+        "behaviour_generated": behaviour(env, generated),
+        "behaviour_sampled": behaviour(env, sampled),
+        "behaviour_dataset": behaviour(env, dataset),
+        "behaviour_expert": behaviour(env, expert),
+        "seconds": seconds,
+    }
+
+
+def shortfall(stitcher) -> str:
+    """Why fewer episodes came out than were asked for."""
+    stats = stitcher.stats
+    return (f"{stats.segments_accepted} of {stats.segments_sampled} sampled segments passed the consistency check "
+            f"(delta {stitcher.threshold:.3g}) and {stats.abandoned} trajectories were given up; the denoiser may "
+            "need more training (augmenter.train_steps)")

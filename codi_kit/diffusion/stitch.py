@@ -136,44 +136,66 @@ class Stitcher:
         return states, actions, accepted
 
     def _extend(self, batch: list[Trajectory]) -> list[Trajectory]:
-        """One more accepted segment for every trajectory in ``batch`` (resampling failures)."""
-        settings, stats, model = self.settings, self.stats, self.model
+        """One more accepted segment for every trajectory in ``batch`` (section 3.3): a segment that
+        fails the consistency check is resampled up to ``max_resamples`` times, then its trajectory
+        restarts from a new o_0."""
         pending = list(range(len(batch)))
-        for attempt in range(settings.max_resamples + 1):
-            first = torch.stack([batch[i].obs[-1] for i in pending])
-            rtg = torch.tensor([batch[i].return_to_go for i in pending], device=self.device, dtype=torch.float32)
-            conditions = sampling_conditions(settings, rtg, model.architecture.agents, self.good)
-            segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
-                                    self.generator)
-            stats.segments_sampled += len(pending)
-            states, actions, error = model.transitions(segments, settings.resimulate)  # error [B,H-1]
-            worst = error.max(dim=1).values
-            stats.consistency_error_sum += float(worst.sum())
-            accepted = worst <= self.threshold
-            if settings.regenerate_bad_agents and bool(accepted.any()):
-                states, actions, accepted = self._repair(segments, states, actions, accepted, rtg)
-            accepted = accepted.cpu().numpy()
-            rewards = model.rewards(states, actions)
-            still = []
-            for row, index in enumerate(pending):
-                if not accepted[row]:
-                    still.append(index)
-                    continue
-                trajectory = batch[index]
-                trajectory.obs.extend(states[row, 1:])
-                trajectory.actions.extend(actions[row])
-                trajectory.rewards.extend(rewards[row].tolist())
-                trajectory.return_to_go -= float(rewards[row].sum()) / model.normaliser.return_scale
-                stats.segments_accepted += 1
-            pending = still
+        for attempt in range(self.settings.max_resamples + 1):
+            trajectories = [batch[i] for i in pending]
+            segments, rtg = self._sample(trajectories)  # Eq. 7-8, from each trajectory's last state
+            states, actions, accepted = self._check(segments, rtg)  # f_inv's actions, consistency error <= delta
+            rewards = self.model.rewards(states, actions)  # f_rew's rewards
+            for row in np.flatnonzero(accepted):
+                self._stitch(trajectories[row], states[row], actions[row], rewards[row])
+            pending = [index for index, passed in zip(pending, accepted) if not passed]
             if not pending:
                 return batch
-            stats.resamples += len(pending) * (attempt < settings.max_resamples)
-        for index in pending:  # abandon the segment: restart from a new o_0, or give the trajectory up
+            self.stats.resamples += len(pending) * (attempt < self.settings.max_resamples)
+        return self._restart(batch, pending)
+
+    def _sample(self, trajectories: list[Trajectory]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Segments [B,H,N,C] from the trajectories' last states under the conditions "R-hat left
+        and agent i is good" (Eq. 7) with composed guidance (Eq. 8), and the return-to-go [B] each
+        was conditioned on."""
+        settings, model = self.settings, self.model
+        first = torch.stack([trajectory.obs[-1] for trajectory in trajectories])
+        rtg = torch.tensor([trajectory.return_to_go for trajectory in trajectories], device=self.device,
+                           dtype=torch.float32)
+        conditions = sampling_conditions(settings, rtg, model.architecture.agents, self.good)
+        segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
+                                self.generator)
+        self.stats.segments_sampled += len(trajectories)
+        return segments, rtg
+
+    def _check(self, segments: torch.Tensor, rtg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+        """What the segments say happened (states, imputed actions) and which pass the consistency
+        check: the worst transition's error under f_fwd at most delta (MADiTS: after repairing the
+        bad agents of those that pass)."""
+        states, actions, error = self.model.transitions(segments, self.settings.resimulate)  # error [B,H-1]
+        worst = error.max(dim=1).values
+        self.stats.consistency_error_sum += float(worst.sum())
+        accepted = worst <= self.threshold
+        if self.settings.regenerate_bad_agents and bool(accepted.any()):
+            states, actions, accepted = self._repair(segments, states, actions, accepted, rtg)
+        return states, actions, accepted.cpu().numpy()
+
+    def _stitch(self, trajectory: Trajectory, states: torch.Tensor, actions: torch.Tensor, rewards: torch.Tensor) -> None:
+        """Append an accepted segment: its states after the first, actions and rewards; the
+        return-to-go left shrinks by the imputed rewards."""
+        trajectory.obs.extend(states[1:])
+        trajectory.actions.extend(actions)
+        trajectory.rewards.extend(rewards.tolist())
+        trajectory.return_to_go -= float(rewards.sum()) / self.model.normaliser.return_scale
+        self.stats.segments_accepted += 1
+
+    def _restart(self, batch: list[Trajectory], failed: list[int]) -> list[Trajectory]:
+        """The trajectories whose segment failed every resample restart from a new o_0, or are given
+        up after ``max_restarts``; the batch without the given-up ones."""
+        for index in failed:
             restarts = batch[index].restarts + 1
-            stats.restarts += 1
-            if restarts > settings.max_restarts:
-                stats.abandoned += 1
+            self.stats.restarts += 1
+            if restarts > self.settings.max_restarts:
+                self.stats.abandoned += 1
                 batch[index] = None
             else:
                 batch[index] = self._fresh(restarts)
