@@ -109,23 +109,45 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
                   context: StageContext, text_converter=None, student_config: StudentConfig | None = None
                   ) -> tuple[QualityLabels, dict, QualityStudent | None]:
-    """Ask the teacher on a seeded random subset of segments, distil the student from its answers
-    and label every segment with the student's z. A ground-truth teacher is asked about every
-    segment and its one-hot answers are the labels (uniform z where it names no single agent)."""
+    """Section 3.1: the teacher names the best agent of a seeded random subset of segments, a
+    student is distilled from its answers and labels every segment with a soft z. A ground-truth
+    teacher (CODI w Pri.) is asked about every segment and its one-hot answers are the labels."""
     segments = dataset.segment_index(horizon)
     if not len(segments):
         raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
-    if labeler.ground_truth:
-        asked = np.arange(len(segments))
-    else:
-        if not 0 < teacher_fraction <= 1:
-            raise CodiKitError(f"label.teacher_fraction={teacher_fraction}: must lie in (0, 1]")
-        count = max(1, int(round(teacher_fraction * len(segments))))
-        asked = np.sort(np.random.default_rng([context.seed, 11]).choice(len(segments), count, replace=False))
+    asked = segments_to_ask(labeler, len(segments), teacher_fraction, context.seed)
     answers = labeler.answer(LabelRequest(dataset, segments[asked], horizon, context, text_converter))
-    teacher = np.full(len(segments), -1, np.int64)
+    teacher = np.full(len(segments), -1, np.int64)  # the teacher's best agent, -1 where not asked or not answered
     teacher[asked] = answers.best_agent
-    stats = {
+    stats = teacher_stats(dataset, segments, asked, answers, horizon)
+    if labeler.ground_truth:
+        return QualityLabels(segments, one_hot(teacher, dataset.agents), teacher, horizon), stats, None
+
+    check_enough_answers(stats, context)
+    student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
+                                     context.seed, context.device)  # GRU+MLP, cross-entropy on the answers
+    z = soft_labels(student, dataset, segments, horizon, context.device)  # softmax over agents, every segment
+    unasked = np.setdiff1d(np.arange(len(segments)), asked)
+    stats.update(student_stats)
+    stats["student_accuracy"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
+    stats["student_accuracy_unasked"] = ground_truth_accuracy(dataset, segments[unasked], z.argmax(1)[unasked])
+    return QualityLabels(segments, z, teacher, horizon), stats, student
+
+
+def segments_to_ask(labeler: Labeler, count: int, teacher_fraction: float, seed: int) -> np.ndarray:
+    """The sorted indices of the segments the teacher answers: a seeded ``teacher_fraction`` of
+    them (the paper: under 10%), or every one for a ground-truth teacher."""
+    if labeler.ground_truth:
+        return np.arange(count)
+    if not 0 < teacher_fraction <= 1:
+        raise CodiKitError(f"label.teacher_fraction={teacher_fraction}: must lie in (0, 1]")
+    asked = max(1, int(round(teacher_fraction * count)))
+    return np.sort(np.random.default_rng([seed, 11]).choice(count, asked, replace=False))
+
+
+def teacher_stats(dataset: Dataset, segments: np.ndarray, asked: np.ndarray, answers: Answers, horizon: int) -> dict:
+    """How much the teacher was asked and answered, and how often it named the dataset's expert."""
+    return {
         "segments": int(len(segments)),
         "horizon": horizon,
         "teacher_asked": int(len(asked)),
@@ -135,22 +157,20 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
         "teacher_accuracy": ground_truth_accuracy(dataset, segments[asked], answers.best_agent),
         **{f"teacher_{k}": v for k, v in answers.stats.items()},
     }
-    student = None
-    if labeler.ground_truth:
-        # a segment the teacher could not judge gets the uninformative uniform z
-        z = np.where((teacher >= 0)[:, None], np.eye(dataset.agents, dtype=np.float32)[np.maximum(teacher, 0)],
-                     np.float32(1.0 / dataset.agents))
-    else:
-        if stats["teacher_answered"] < 2:
-            report = Path(context.workdir).parent / "label-failure.json"  # beside the run's stages, kept
-            write_json(report, stats)
-            raise CodiKitError(f"labeler answered {stats['teacher_answered']} of {len(asked)} segments: too few to "
-                               f"distil a student; its calls, retries and failures are in {report}")
-        student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
-                                         context.seed, context.device)
-        z = soft_labels(student, dataset, segments, horizon, context.device)
-        unasked = np.setdiff1d(np.arange(len(segments)), asked)
-        stats.update(student_stats)
-        stats["student_accuracy"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
-        stats["student_accuracy_unasked"] = ground_truth_accuracy(dataset, segments[unasked], z.argmax(1)[unasked])
-    return QualityLabels(segments, z, teacher, horizon), stats, student
+
+
+def one_hot(teacher: np.ndarray, agents: int) -> np.ndarray:
+    """Ground-truth labels: the named agent's one-hot z, the uninformative uniform z where the
+    teacher could not judge."""
+    return np.where((teacher >= 0)[:, None], np.eye(agents, dtype=np.float32)[np.maximum(teacher, 0)],
+                    np.float32(1.0 / agents))
+
+
+def check_enough_answers(stats: dict, context: StageContext) -> None:
+    """A student needs at least two answers; otherwise the teacher's record is kept beside the
+    run's stages and the error names it."""
+    if stats["teacher_answered"] < 2:
+        report = Path(context.workdir).parent / "label-failure.json"
+        write_json(report, stats)
+        raise CodiKitError(f"labeler answered {stats['teacher_answered']} of {stats['teacher_asked']} segments: too "
+                           f"few to distil a student; its calls, retries and failures are in {report}")
