@@ -71,87 +71,135 @@ class PassStats:
     mean_gain: float = 0.0  # mean return gain of the kept trajectories over what they replaced
 
 
+@attrs.frozen
+class Moves:
+    """The current trajectories' transitions that have a next state: trajectory ``row`` [M] at step
+    ``step`` [M], from flat original step ``here`` [M] to ``after`` [M]; ``index`` [E,T] gives the
+    transition leaving each (trajectory, step), -1 where none does."""
+
+    row: np.ndarray
+    step: np.ndarray
+    here: np.ndarray
+    after: np.ndarray
+    index: np.ndarray
+
+    @staticmethod
+    def of(current: Trajectories) -> Moves:
+        episodes, length = current.source.shape
+        has_next = (current.source >= 0) & (np.arange(length)[None] < current.lengths[:, None] - 1)
+        row, step = np.nonzero(has_next)
+        index = np.full((episodes, length), -1)
+        index[row, step] = np.arange(len(row))
+        return Moves(row, step, current.source[row, step], current.source[row, step + 1], index)
+
+
 def stitch_pass(current: Trajectories, states: torch.Tensor, avail: torch.Tensor, ensemble, settings,
                 generator: torch.Generator) -> tuple[Trajectories, PassStats]:
-    """One pass: V trained on the current trajectories, every trajectory walked once. ``states``
-    [S,N,D]: the normalised joint state of every flat original step; ``avail`` [S,N,A]."""
-    episodes, length = current.source.shape
-    has_next = (current.source >= 0) & (np.arange(length)[None] < current.lengths[:, None] - 1)
-    e_index, t_index = np.nonzero(has_next)  # the current data's transitions with a next state
-    here, after = current.source[e_index, t_index], current.source[e_index, t_index + 1]
-    flat = states.flatten(1)
-    scale = ensemble.normaliser.reward_scale
-    done = torch.as_tensor(t_index + 1 == current.lengths[e_index] - 1, dtype=torch.float32, device=states.device)
-    value = fit_value(flat[here], torch.as_tensor(current.rewards[e_index, t_index] / scale, device=states.device),
-                      flat[after], done, settings, generator)
-    by_state, by_next = flat[here], flat[after]
-    transition = np.full((episodes, length), -1)
-    transition[e_index, t_index] = np.arange(len(e_index))
+    """One pass: V trained on the current trajectories, every trajectory walked once, jumping where
+    a plausible candidate is worth more, and the walked trajectories kept where they return more.
+    ``states`` [S,N,D]: the normalised joint state of every flat original step; ``avail`` [S,N,A]."""
+    moves = Moves.of(current)
+    value = fit_current_value(current, moves, states, ensemble, settings, generator)
+    walked, stats = walk(current, moves, states, avail, value, ensemble, settings.neighbours)
+    return keep_better(current, walked, settings.improvement_margin, stats), stats
 
+
+def fit_current_value(current: Trajectories, moves: Moves, states: torch.Tensor, ensemble, settings,
+                      generator: torch.Generator):
+    """V fitted on the current trajectories' transitions (rewards normalised as the ensemble's)."""
+    flat = states.flatten(1)
+    rewards = torch.as_tensor(current.rewards[moves.row, moves.step] / ensemble.normaliser.reward_scale,
+                              device=states.device)
+    done = torch.as_tensor(moves.step + 1 == current.lengths[moves.row] - 1, dtype=torch.float32, device=states.device)
+    return fit_value(flat[moves.here], rewards, flat[moves.after], done, settings, generator)
+
+
+def walk(current: Trajectories, moves: Moves, states: torch.Tensor, avail: torch.Tensor, value, ensemble,
+         neighbours: int) -> tuple[Trajectories, PassStats]:
+    """Every trajectory walked from its first step: each step copies the followed trajectory's step,
+    or, where ``jumps`` finds a candidate, the joint action f_inv proposes towards it and the reward
+    r_fwd imputes, and the walk goes on along the candidate's trajectory."""
+    episodes, length = current.source.shape
     out = Trajectories(np.full_like(current.source, -1), np.zeros_like(current.actions), np.zeros_like(current.rewards),
                        np.zeros_like(current.lengths), current.stitched.copy())
     position = np.stack([np.arange(episodes), np.zeros(episodes, np.int64)], 1)  # (trajectory, step) being followed
     active = current.lengths > 0
     stats = PassStats()
-    k = min(settings.neighbours, len(e_index))
+    flat = states.flatten(1)
+    by_state, by_next = flat[moves.here], flat[moves.after]  # what candidates are searched by (both KD-trees)
     for step in range(length):
         rows = np.nonzero(active)[0]
         if not len(rows):
             break
-        e, t = position[rows, 0], position[rows, 1]
-        out.source[rows, step] = current.source[e, t]
-        out.actions[rows, step] = current.actions[e, t]
-        out.rewards[rows, step] = current.rewards[e, t]
+        followed, at = position[rows, 0], position[rows, 1]
+        out.source[rows, step] = current.source[followed, at]
+        out.actions[rows, step] = current.actions[followed, at]
+        out.rewards[rows, step] = current.rewards[followed, at]
         out.lengths[rows] = step + 1
-        moving = transition[e, t] >= 0  # the followed trajectory goes on from here
+        goes_on = moves.index[followed, at] >= 0
         position[rows, 1] += 1
-        ends = rows[~moving]
-        active[ends] = False
-        rows, e, t = rows[moving], e[moving], t[moving]
+        active[rows[~goes_on]] = False
+        rows, followed, at = rows[goes_on], followed[goes_on], at[goes_on]
         if not len(rows):
             continue
-        now, own_next = current.source[e, t], current.source[e, t + 1]
-        s, s_next = states[now], states[own_next]
-        # candidates: transitions near s by state and near s' by next state (the authors' two KD-trees)
-        near = np.concatenate([nearest(by_state, flat[now], k), nearest(by_next, flat[own_next], k)], 1)
-        candidate = states[after[near]]  # [B,2k,N,D]
-        with torch.no_grad():  # only a candidate of higher value than s' can be jumped to: test those alone
-            scores = value(candidate.flatten(2))
-            promising = (scores > value(s_next.flatten(1))[:, None]) & \
-                torch.as_tensor(near != transition[e, t][:, None], device=states.device)
-        b, c = torch.nonzero(promising, as_tuple=True)
-        plausible = torch.zeros_like(promising)
-        if len(b):
-            worst = ensemble.errors(s[b], candidate[b, c]).max(0).values
-            some = torch.unique(b)
-            own = torch.zeros(len(rows), device=states.device)
-            own[some] = ensemble.errors(s[some], s_next[some],
-                                        torch.as_tensor(current.actions[e, t], device=states.device)[some]).mean(0)
-            plausible[b, c] = worst <= own[b]
-        scores = scores.masked_fill(~plausible, -torch.inf)
-        best, jump = scores.argmax(1), plausible.any(1).cpu().numpy()
         stats.steps += len(rows)
-        if jump.any():
-            j = np.nonzero(jump)[0]
-            target = near[j, best.cpu().numpy()[j]]
-            landed = states[after[target]]
-            action = ensemble.action(s[j], landed, avail[now[j]])
-            out.actions[rows[j], step] = action.cpu().numpy()
-            out.rewards[rows[j], step] = ensemble.reward(s[j], action, landed).cpu().numpy()
-            position[rows[j]] = np.stack([e_index[target], t_index[target] + 1], 1)
-            stats.jumps += len(j)
+        jumping, target = jumps(current, moves, states, (by_state, by_next), value, ensemble, followed, at, neighbours)
+        if len(jumping):
+            now = current.source[followed[jumping], at[jumping]]
+            landed = states[moves.after[target]]
+            action = ensemble.action(states[now], landed, avail[now])
+            out.actions[rows[jumping], step] = action.cpu().numpy()
+            out.rewards[rows[jumping], step] = ensemble.reward(states[now], action, landed).cpu().numpy()
+            position[rows[jumping]] = np.stack([moves.row[target], moves.step[target] + 1], 1)
+            stats.jumps += len(jumping)
         active[rows[out.lengths[rows] >= length]] = False
+    return out, stats
 
-    # keep a stitched trajectory when it beats the one it replaces over as many steps
-    new, old = out.returns(), current.returns(out.lengths)
-    better = (new > old + settings.improvement_margin * np.abs(old)) & (out.source != current.source).any(1)
+
+def jumps(current: Trajectories, moves: Moves, states: torch.Tensor, searched: tuple, value, ensemble,
+          followed: np.ndarray, at: np.ndarray, neighbours: int) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the walks at (``followed``, ``at``) jump, and the transition each jumps to.
+    Candidates: the next states of the transitions nearest to s by state and to s' by next state
+    (the authors' two KD-trees); one is plausible when the ensemble's worst member explains s ->
+    candidate at least as well as the members explain the trajectory's own s -> s' on average;
+    the walk jumps to the plausible candidate of highest V when V(candidate) > V(s'). ``searched``:
+    the flat states and next states of ``moves``, which the nearest ones are searched among."""
+    flat, (by_state, by_next) = states.flatten(1), searched
+    now, own_next = current.source[followed, at], current.source[followed, at + 1]
+    state, next_state = states[now], states[own_next]
+    count = min(neighbours, len(moves.row))
+    near = np.concatenate([nearest(by_state, flat[now], count), nearest(by_next, flat[own_next], count)], 1)
+    candidate = states[moves.after[near]]  # [B,2k,N,D]
+    with torch.no_grad():  # only a candidate of higher value than s' can be jumped to: test those alone
+        scores = value(candidate.flatten(2))
+        promising = (scores > value(next_state.flatten(1))[:, None]) & \
+            torch.as_tensor(near != moves.index[followed, at][:, None], device=states.device)
+    walk_of, option = torch.nonzero(promising, as_tuple=True)
+    plausible = torch.zeros_like(promising)
+    if len(walk_of):
+        worst = ensemble.errors(state[walk_of], candidate[walk_of, option]).max(0).values
+        tested = torch.unique(walk_of)
+        own = torch.zeros(len(now), device=states.device)
+        own_actions = torch.as_tensor(current.actions[followed, at], device=states.device)
+        own[tested] = ensemble.errors(state[tested], next_state[tested], own_actions[tested]).mean(0)
+        plausible[walk_of, option] = worst <= own[walk_of]
+    best = scores.masked_fill(~plausible, -torch.inf).argmax(1).cpu().numpy()
+    jumping = np.nonzero(plausible.any(1).cpu().numpy())[0]
+    return jumping, near[jumping, best[jumping]]
+
+
+def keep_better(current: Trajectories, walked: Trajectories, margin: float, stats: PassStats) -> Trajectories:
+    """A walked trajectory replaces its original when it returns more over as many steps, by
+    ``margin`` of the original's magnitude (the authors: 1%); ``stats`` records how many did."""
+    new, old = walked.returns(), current.returns(walked.lengths)
+    better = (new > old + margin * np.abs(old)) & (walked.source != current.source).any(1)
     stats.improved = int(better.sum())
     stats.mean_gain = float((new - old)[better].mean()) if better.any() else 0.0
     row = better[:, None]
-    kept = Trajectories(np.where(row, out.source, current.source), np.where(row[..., None], out.actions, current.actions),
-                        np.where(row, out.rewards, current.rewards), np.where(better, out.lengths, current.lengths),
+    return Trajectories(np.where(row, walked.source, current.source),
+                        np.where(row[..., None], walked.actions, current.actions),
+                        np.where(row, walked.rewards, current.rewards), np.where(better, walked.lengths, current.lengths),
                         current.stitched | better)
-    return kept, stats
 
 
 def nearest(points: torch.Tensor, queries: torch.Tensor, k: int, chunk: int = 512) -> np.ndarray:
