@@ -5,6 +5,7 @@ import copy
 import hashlib
 import time
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import numpy as np
@@ -29,8 +30,6 @@ from codi_kit.learn import LearnRequest
 from codi_kit.progress import say, warn
 from codi_kit.torch_utils import resolve_device, seed_everything
 
-STAGES = ("collect", "label", "train", "generate", "learn", "evaluate", "report")
-
 
 class Pipeline:
     """One run: its configuration, its run directory ``root`` (config.json, results.json, report.md)
@@ -40,7 +39,7 @@ class Pipeline:
         self.config = config
         self.root = Path(root)
         self.store = Path(store) if store is not None else self.root
-        self.run = RunDirectory(self.store, force)
+        self.directory = RunDirectory(self.store, force)
         self._inputs: dict[str, dict | None] = {}
         self.seed = int(config["seed"])
         self.device = resolve_device(str(config["device"]))
@@ -86,65 +85,75 @@ class Pipeline:
         return {"name": registration.name, "plugin": registration.plugin, "distribution": registration.distribution,
                 "version": registration.version, "settings": full}
 
-    # -- stage identities ----------------------------------------------------------------------
+    # -- stages --------------------------------------------------------------------------------
+    def stage(self, name: str, wanted: bool = False) -> Artifact | None:
+        """``name``'s artifact (its ``Stage`` in ``STAGE_TABLE`` says what it reads, what keys it and
+        what computes it): reused from the store when its key matches, else computed after the
+        stages it reads. None when this run skips it: labels that no augmenter reads (unless
+        ``wanted``, as ``codi-kit label`` wants them), training for an augmenter that fits nothing."""
+        if self.artifacts.get(name) is not None or (name in self.artifacts and not wanted):
+            return self.artifacts[name]
+        spec = _described(name)
+        inputs = None if spec.skipped(self) and not wanted else self.inputs(name)
+        if inputs is None:
+            self.artifacts[name] = None
+            return None
+        for upstream in spec.reads:
+            self.stage(upstream)
+        with self.directory.stage(name, inputs, self.seed) as artifact:
+            if not artifact.reused:
+                seed_everything(self.seed)
+                spec.compute(self, artifact)
+        self.artifacts[name] = artifact
+        return artifact
+
+    def collect(self) -> Artifact:
+        return self.stage("collect")
+
+    def label(self, wanted: bool = False) -> Artifact | None:
+        return self.stage("label", wanted)
+
+    def train(self) -> Artifact | None:
+        return self.stage("train")
+
+    def generate(self) -> Artifact:
+        return self.stage("generate")
+
+    def learn(self) -> Artifact:
+        return self.stage("learn")
+
+    def evaluate(self) -> Artifact:
+        return self.stage("evaluate")
+
     def inputs(self, stage: str) -> dict | None:
         """What keys ``stage``: its settings and the keys of the stages it reads (worked out once per
         run). None when the run skips the stage (training for an augmenter that fits nothing)."""
         if stage not in self._inputs:
-            self._inputs[stage] = self._stage_inputs(stage)
+            self._inputs[stage] = _described(stage).inputs(self)
         return self._inputs[stage]
-
-    def _stage_inputs(self, stage: str) -> dict | None:
-        if stage == "collect":
-            settings = self.config["collect"]
-            source = settings.get("dataset")
-            return {"env": self.identity("env"), "collect": settings, "references": References.FILES,
-                    "dataset_sha256": _file_digest(source) if source else None}
-        if stage == "label":
-            labeler_class = self.component("labeler")[0].factory
-            student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
-            return {"collect": self.key("collect"), "label": self.config["label"], "labeler": self.identity("labeler"),
-                    "student": student, "text_converter": self.config.get("text_converter", {})}
-        if stage == "train":
-            settings = self.augmenter.training_settings()
-            if settings is None:
-                return None
-            registration = self.component("augmenter")[0]
-            return {"collect": self.key("collect"), "label": self.key("label"),
-                    "augmenter": {"name": registration.name, "plugin": registration.plugin, "settings": settings},
-                    "device": self.device.type}
-        if stage == "generate":
-            return {"collect": self.key("collect"), "label": self.key("label"), "train": self.key("train"),
-                    "augmenter": self.identity("augmenter"), "device": self.device.type}
-        if stage == "learn":
-            return {"generate": self.key("generate"), "learner": self.identity("learner"), "device": self.device.type}
-        if stage == "evaluate":
-            return {"learn": self.key("learn"), "evaluate": self.config["evaluate"]}
-        raise CodiKitError(f"stage '{stage}' has no artifact; stages: {', '.join(STAGES[:-1])}")
 
     def key(self, stage: str) -> str | None:
         """The content key of ``stage``'s artifact (its folder is ``<stage>-<key>`` in the store),
         computed without running anything; None when this run skips the stage. Labels count only
         when the augmenter reads them."""
-        inputs = None if stage == "label" and not self.augmenter.needs_labels else self.inputs(stage)
+        inputs = None if _described(stage).skipped(self) else self.inputs(stage)
         return None if inputs is None else stage_key(stage, inputs, self.seed)
 
-    # -- stages --------------------------------------------------------------------------------
-    def collect(self) -> Artifact:
-        if "collect" in self.artifacts:
-            return self.artifacts["collect"]
+    # collect: the env's imbalanced dataset (or an imported file) and the reference rollouts
+    def _collect_inputs(self) -> dict:
         settings = self.config["collect"]
         source = settings.get("dataset")
-        with self.run.stage("collect", self.inputs("collect"), self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                dataset = self._import(source) if source else collection.collect(
-                    self.env, settings["protocol"], int(settings["episodes"]), self.seed)
-                collection.collect_references(self.env, dataset, self.seed).save(artifact.workdir)
-                dataset.save(artifact.workdir / "dataset.npz")
-                artifact.record.update({"summary": dataset.summary(), "normalization": dataset.meta["normalization"]})
-        self.artifacts["collect"] = artifact
-        return artifact
+        return {"env": self.identity("env"), "collect": settings, "references": References.FILES,
+                "dataset_sha256": _file_digest(source) if source else None}
+
+    def _collect(self, artifact: Artifact) -> None:
+        settings = self.config["collect"]
+        source = settings.get("dataset")
+        dataset = self._import(source) if source else collection.collect(
+            self.env, settings["protocol"], int(settings["episodes"]), self.seed)
+        collection.collect_references(self.env, dataset, self.seed).save(artifact.workdir)
+        dataset.save(artifact.workdir / "dataset.npz")
+        artifact.record.update({"summary": dataset.summary(), "normalization": dataset.meta["normalization"]})
 
     def _import(self, source: str) -> Dataset:
         """An existing dataset file, checked against the env (R_hi is measured later if it lacks one)."""
@@ -168,32 +177,25 @@ class Pipeline:
             self._references = References.load(self.collect().folder)
         return self._references
 
-    def label(self, wanted: bool = False) -> Artifact | None:
-        """Labels for the augmenter; skipped when it needs none, unless ``wanted`` (``codi-kit label``)."""
-        if self.artifacts.get("label") is not None or ("label" in self.artifacts and not wanted):
-            return self.artifacts["label"]
-        if not wanted and not self.augmenter.needs_labels:
-            self.artifacts["label"] = None
-            return None
+    # label: the teacher's answers, the student and every segment's z
+    def _label_inputs(self) -> dict:
         horizon = int(self.config["label"]["horizon"])
-        if self.augmenter.needs_labels:
+        if self.augmenter.needs_labels:  # before any labelling is paid for
             self.augmenter.check_label_horizon(horizon)
-        self.collect()
-        with self.run.stage("label", self.inputs("label"), self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                labeler = self.build("labeler")
-                converter = self._text_converter()
-                labels, stats, student = label_dataset(
-                    labeler, self.dataset(), horizon,
-                    float(self.config["label"]["teacher_fraction"]), self.context(artifact), converter,
-                    self.student_config())
-                labels.save(artifact.workdir / "labels.npz")
-                if student is not None:
-                    torch.save(student.state_dict(), artifact.workdir / "student.pt")
-                artifact.record["stats"] = stats
-        self.artifacts["label"] = artifact
-        return artifact
+        labeler_class = self.component("labeler")[0].factory
+        student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
+        return {"collect": self.key("collect"), "label": self.config["label"], "labeler": self.identity("labeler"),
+                "student": student, "text_converter": self.config.get("text_converter", {})}
+
+    def _label(self, artifact: Artifact) -> None:
+        settings = self.config["label"]
+        labels, stats, student = label_dataset(
+            self.build("labeler"), self.dataset(), int(settings["horizon"]), float(settings["teacher_fraction"]),
+            self.context(artifact), self._text_converter(), self.student_config())
+        labels.save(artifact.workdir / "labels.npz")
+        if student is not None:
+            torch.save(student.state_dict(), artifact.workdir / "student.pt")
+        artifact.record["stats"] = stats
 
     def student_config(self) -> StudentConfig:
         try:
@@ -212,57 +214,49 @@ class Pipeline:
         labelled = self.label()
         return QualityLabels.load(labelled.folder / "labels.npz") if labelled else None
 
-    def train(self) -> Artifact | None:
-        """The augmenter's trained models; None (no stage) for an augmenter that fits nothing."""
-        if "train" in self.artifacts:
-            return self.artifacts["train"]
-        inputs = self.inputs("train")
-        if inputs is None:
-            self.artifacts["train"] = None
+    # train: the augmenter's models, fitted once (None: it fits nothing)
+    def _train_inputs(self) -> dict | None:
+        settings = self.augmenter.training_settings()
+        if settings is None:
             return None
-        self.collect()
-        self.label()
-        with self.run.stage("train", inputs, self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                request = FitRequest(self.dataset(), self.labels(), self.references(), self.context(artifact))
-                artifact.record["diagnostics"] = self.augmenter.fit(request)
-        self.artifacts["train"] = artifact
-        return artifact
+        registration = self.component("augmenter")[0]
+        return {"collect": self.key("collect"), "label": self.key("label"),
+                "augmenter": {"name": registration.name, "plugin": registration.plugin, "settings": settings},
+                "device": self.device.type}
 
-    def generate(self) -> Artifact:
-        if "generate" in self.artifacts:
-            return self.artifacts["generate"]
-        self.collect()
-        self.label()
-        trained = self.train()
-        with self.run.stage("generate", self.inputs("generate"), self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                request = GenerateRequest(self.dataset(), self.labels(), self.references(), self.context(artifact),
-                                          trained.folder if trained else None)
-                outcome = self.augmenter.generate(request)
-                generated = outcome.dataset
-                shortfall = self._shortfall(outcome)
-                if shortfall:
-                    artifact.record["shortfall"] = shortfall
-                generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
-                generated.save(artifact.workdir / "generated.npz")
-                if outcome.examples is not None and outcome.examples.episodes:
-                    outcome.examples.save(artifact.workdir / "examples.npz")  # drawn in the report, never learnt from
-                artifact.record["generated_episodes"] = generated.episodes
-                artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
-                # episodes cut before their end: branches off real steps, not whole episodes
-                artifact.record["generated_branches"] = int(generated.truncated.sum()) if generated.truncated is not None else 0
-                artifact.record["diagnostics"] = outcome.diagnostics
-                artifact.record["versus_dataset"] = compare_with_dataset(self.env, generated, request.dataset)
-                warning = verdict(artifact.record["versus_dataset"])
-                if warning:
-                    warn(f"augmenter '{self.config['augmenter']['name']}': {warning}")
-                if generated.episodes:
-                    artifact.record["summary"] = generated.summary()
-        self.artifacts["generate"] = artifact
-        return artifact
+    def _train(self, artifact: Artifact) -> None:
+        request = FitRequest(self.dataset(), self.labels(), self.references(), self.context(artifact))
+        artifact.record["diagnostics"] = self.augmenter.fit(request)
+
+    # generate: the augmenter's episodes (only them), checked against the dataset
+    def _generate_inputs(self) -> dict:
+        return {"collect": self.key("collect"), "label": self.key("label"), "train": self.key("train"),
+                "augmenter": self.identity("augmenter"), "device": self.device.type}
+
+    def _generate(self, artifact: Artifact) -> None:
+        trained = self.artifacts["train"]
+        request = GenerateRequest(self.dataset(), self.labels(), self.references(), self.context(artifact),
+                                  trained.folder if trained else None)
+        outcome = self.augmenter.generate(request)
+        generated = outcome.dataset
+        shortfall = self._shortfall(outcome)
+        if shortfall:
+            artifact.record["shortfall"] = shortfall
+        generated.provenance = np.full(generated.episodes, f"generated:{self.config['augmenter']['name']}", "<U32")
+        generated.save(artifact.workdir / "generated.npz")
+        if outcome.examples is not None and outcome.examples.episodes:
+            outcome.examples.save(artifact.workdir / "examples.npz")  # drawn in the report, never learnt from
+        artifact.record["generated_episodes"] = generated.episodes
+        artifact.record["generated_transitions"] = int(generated.transition_mask().sum())
+        # episodes cut before their end: branches off real steps, not whole episodes
+        artifact.record["generated_branches"] = int(generated.truncated.sum()) if generated.truncated is not None else 0
+        artifact.record["diagnostics"] = outcome.diagnostics
+        artifact.record["versus_dataset"] = compare_with_dataset(self.env, generated, request.dataset)
+        warning = verdict(artifact.record["versus_dataset"])
+        if warning:
+            warn(f"augmenter '{self.config['augmenter']['name']}': {warning}")
+        if generated.episodes:
+            artifact.record["summary"] = generated.summary()
 
     def _shortfall(self, outcome) -> dict | None:
         """None when the augmenter made what it set out to; else an error, or (allowed) a record."""
@@ -284,36 +278,28 @@ class Pipeline:
         original, generated = self.dataset("collect"), self.dataset("generate")
         return DatasetParts((original, generated) if generated.episodes else (original,))
 
-    def learn(self) -> Artifact:
-        if "learn" in self.artifacts:
-            return self.artifacts["learn"]
-        self.generate()
-        with self.run.stage("learn", self.inputs("learn"), self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                learner = self.build("learner")
-                data = self.training_data()
-                policy = learner.fit(LearnRequest(data, self.context(artifact), normalization_of(self.dataset())))
-                learner.save(policy, artifact.workdir)
-                artifact.record["training_episodes"] = data.episodes
-        self.artifacts["learn"] = artifact
-        return artifact
+    # learn: the learner's policy on original + generated data
+    def _learn_inputs(self) -> dict:
+        return {"generate": self.key("generate"), "learner": self.identity("learner"), "device": self.device.type}
 
-    def evaluate(self) -> Artifact:
-        if "evaluate" in self.artifacts:
-            return self.artifacts["evaluate"]
-        learned = self.learn()
-        with self.run.stage("evaluate", self.inputs("evaluate"), self.seed) as artifact:
-            if not artifact.reused:
-                seed_everything(self.seed)
-                policy = self.build("learner").load(learned.folder, self.context())
-                settings = self.config["evaluate"]
-                outcome = evaluate(self.env, policy, int(settings["episodes"]), self.seed,
-                                   normalization_of(self.dataset()), greedy=bool(settings.get("greedy", True)))
-                write_json(artifact.workdir / "evaluation.json", outcome)
-                artifact.record["evaluation"] = outcome
-        self.artifacts["evaluate"] = artifact
-        return artifact
+    def _learn(self, artifact: Artifact) -> None:
+        learner = self.build("learner")
+        data = self.training_data()
+        policy = learner.fit(LearnRequest(data, self.context(artifact), normalization_of(self.dataset())))
+        learner.save(policy, artifact.workdir)
+        artifact.record["training_episodes"] = data.episodes
+
+    # evaluate: the learned policy's rollouts, normalised by the dataset's R_lo and R_hi
+    def _evaluate_inputs(self) -> dict:
+        return {"learn": self.key("learn"), "evaluate": self.config["evaluate"]}
+
+    def _evaluate(self, artifact: Artifact) -> None:
+        policy = self.build("learner").load(self.artifacts["learn"].folder, self.context())
+        settings = self.config["evaluate"]
+        outcome = evaluate(self.env, policy, int(settings["episodes"]), self.seed,
+                           normalization_of(self.dataset()), greedy=bool(settings.get("greedy", True)))
+        write_json(artifact.workdir / "evaluation.json", outcome)
+        artifact.record["evaluation"] = outcome
 
     def report(self) -> dict:
         from codi_kit.report import write_run_report
@@ -338,7 +324,7 @@ class Pipeline:
             return None
         config = copy.deepcopy(self.config)
         config["augmenter"] = {"name": "none"}
-        original = Pipeline(config, self.root, self.run.force, self.store)
+        original = Pipeline(config, self.root, self.directory.force, self.store)
         original._env = self._env
         original.artifacts["collect"] = self.artifacts["collect"]
         evaluation = original.evaluate().meta()["evaluation"]
@@ -349,10 +335,11 @@ class Pipeline:
                 "reused": [stage for stage in ("generate", "learn", "evaluate") if original.artifacts[stage].reused]}
 
     def run_until(self, stage: str):
+        """Every stage up to ``stage`` (``report``: all of them, and the run's report)."""
         if stage not in STAGES:
             raise CodiKitError(f"unknown stage '{stage}'; stages: {', '.join(STAGES)}")
         write_json(self.root / "config.json", self.config)
-        return self.label(wanted=True) if stage == "label" else getattr(self, stage)()
+        return self.report() if stage == "report" else self.stage(stage, wanted=stage == "label")
 
     # -- results -------------------------------------------------------------------------------
     def results(self) -> dict:
@@ -409,3 +396,34 @@ def _file_digest(path: str) -> str:
     except OSError as error:
         raise DatasetError(path, "(file)", f"cannot read: {error.strerror}") from None
     return digest.hexdigest()
+
+
+@attrs.frozen
+class Stage:
+    """One stage: the stages it reads (computed before it), what keys its artifact (``inputs``, None
+    when the run skips it) and what fills a fresh artifact (``compute``); ``skipped``: whether this
+    run leaves it out unless it is asked for by name (labels no augmenter reads)."""
+
+    reads: tuple
+    inputs: Callable
+    compute: Callable
+    skipped: Callable = lambda pipeline: False
+
+
+# The pipeline, in order (DESIGN.md): each stage reads the artifacts of the stages before it.
+STAGE_TABLE = {
+    "collect": Stage((), Pipeline._collect_inputs, Pipeline._collect),
+    "label": Stage(("collect",), Pipeline._label_inputs, Pipeline._label,
+                   skipped=lambda pipeline: not pipeline.augmenter.needs_labels),
+    "train": Stage(("collect", "label"), Pipeline._train_inputs, Pipeline._train),
+    "generate": Stage(("collect", "label", "train"), Pipeline._generate_inputs, Pipeline._generate),
+    "learn": Stage(("generate",), Pipeline._learn_inputs, Pipeline._learn),
+    "evaluate": Stage(("learn",), Pipeline._evaluate_inputs, Pipeline._evaluate),
+}
+STAGES = (*STAGE_TABLE, "report")
+
+
+def _described(stage: str) -> Stage:
+    if stage not in STAGE_TABLE:
+        raise CodiKitError(f"stage '{stage}' has no artifact; stages: {', '.join(STAGE_TABLE)}")
+    return STAGE_TABLE[stage]
