@@ -10,10 +10,10 @@ from codi_kit.bench.paper import paper_value
 from codi_kit.bench.runner import run_bench
 from codi_kit.bench.tasks import plan
 from codi_kit.cli import main
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=30", "--set", "evaluate.episodes=6",
-        "--set", "learner.steps=30", "--set", "learner.log_every=10", "--set", "student.steps=20",
-        "--set", "augmenter.train_steps=20"]
+TINY = tiny(**{"collect.episodes": 30, "evaluate.episodes": 6, "learner.steps": 30, "learner.log_every": 10,
+               "augmenter.train_steps": 20})
 VOLATILE = {"timings", "reused", "versions"}  # wall time, and whether this invocation computed the stage
 
 

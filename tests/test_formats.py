@@ -7,9 +7,9 @@ import numpy as np
 from codi_kit.cli import main
 from codi_kit.dataset import Dataset
 from codi_kit.formats import offpymarl
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "evaluate.episodes=4", "--set", "learner.steps=20",
-        "--set", "student.steps=20"]
+TINY = tiny(**{"collect.episodes": None})
 
 
 def offpymarl_file(path, episodes=6, limit=25, agents=3, obs=18, actions=5, seed=0, cut=(25, 10)):

@@ -8,9 +8,10 @@ import codi_kit
 from codi_kit.cli import main
 from codi_kit.dataset import Dataset
 from conftest import inline_plugin
+from tiny import tiny
 
-TINY = ["--augmenter", "none", "--profile", "smoke", "--quiet", "--set", "collect.episodes=40", "--set", "evaluate.episodes=10",
-        "--set", "learner.steps=60", "--set", "learner.log_every=20"]
+TINY = ["--augmenter", "none", *tiny(**{"collect.episodes": 40, "evaluate.episodes": 10, "learner.steps": 60,
+                                          "learner.log_every": 20, "student.steps": None})]
 RESULT_KEYS = {"env", "labeler", "augmenter", "learner", "seed", "profile", "return_mean", "return_std",
                "normalized_return", "R_lo", "R_hi", "dataset_episodes", "generated_episodes", "timings", "versions"}
 

@@ -17,9 +17,9 @@ from codi_kit.dataset import Dataset
 from codi_kit.run_figures import episodes_figure
 import fake_smacv2
 from conftest import FakeServer, build_tiny_causal_lm, completion
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
-        "--set", "learner.steps=20", "--set", "learner.log_every=10", "--set", "student.steps=20"]
+TINY = tiny(**{"learner.log_every": 10})
 
 
 def names(kind):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from codi_kit.cli import main
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--set", "collect.episodes=40", "--set", "evaluate.episodes=6", "--set", "learner.steps=40",
-        "--set", "learner.log_every=10", "--set", "student.steps=20", "--set", "augmenter.train_steps=20",
-        "--set", "augmenter.log_every=5"]
+TINY = tiny(quiet=False, **{"collect.episodes": 40, "evaluate.episodes": 6, "learner.steps": 40,
+                              "learner.log_every": 10, "augmenter.train_steps": 20, "augmenter.log_every": 5})
 
 
 @pytest.fixture(scope="module")

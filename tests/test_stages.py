@@ -12,9 +12,9 @@ from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.settings import training_settings
 from codi_kit.pipeline import Pipeline
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "report.baseline=false", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
-        "--set", "learner.steps=20", "--set", "student.steps=20"]
+TINY = tiny(**{"report.baseline": "false"})
 
 
 def results(out):

@@ -15,9 +15,9 @@ from codi_kit.errors import CodiKitError
 from codi_kit.policy import RandomPolicy
 from codi_kit.progress import set_quiet
 from codi_kit_plugins.envs.combat import combat_scores
+from tiny import tiny
 
-TINY = ["--profile", "smoke", "--quiet", "--set", "collect.episodes=24", "--set", "evaluate.episodes=4",
-        "--set", "learner.steps=20", "--set", "student.steps=20"]
+TINY = tiny()
 
 
 def env_named(name, **settings):
