@@ -25,10 +25,10 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
-from codi_kit.config import build_config  # noqa: E402
+from codi_kit.run.config import build_config  # noqa: E402
 from codi_kit.diffusion.denoiser import AgentUnet  # noqa: E402
 from codi_kit.diffusion.guidance import agent_conditions, guided_output  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 VARIANTS = {

@@ -18,10 +18,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
 from codi_kit import plugins  # noqa: E402
-from codi_kit.collect import collect, collect_with_references  # noqa: E402
-from codi_kit.config import build_config  # noqa: E402
-from codi_kit.dataset import Dataset  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
+from codi_kit.data.collect import collect, collect_with_references  # noqa: E402
+from codi_kit.run.config import build_config  # noqa: E402
+from codi_kit.data.dataset import Dataset  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 

@@ -20,8 +20,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
 from codi_kit import plugins  # noqa: E402
-from codi_kit.collect import PROTOCOLS, collect  # noqa: E402
-from codi_kit.probes import WinRate, probe  # noqa: E402
+from codi_kit.data.collect import PROTOCOLS, collect  # noqa: E402
+from codi_kit.envs.probes import WinRate, probe  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 CASES = [("mpe/cn", {"agents": 3}), ("mpe/cn", {"agents": 4}), ("mpe/cn", {"agents": 5}), ("mpe/world", {}),

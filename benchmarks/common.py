@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from codi_kit.atomic import write_json
-from codi_kit.versions import versions
+from codi_kit.run.atomic import write_json
+from codi_kit.run.versions import versions
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -31,15 +31,15 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
-from codi_kit.config import build_config  # noqa: E402
-from codi_kit.dataset import Dataset  # noqa: E402
+from codi_kit.run.config import build_config  # noqa: E402
+from codi_kit.data.dataset import Dataset  # noqa: E402
 from codi_kit.diffusion import diagnostics  # noqa: E402
 from codi_kit.diffusion.augmenter import starting_points  # noqa: E402
 from codi_kit.diffusion.model import DiffusionModel  # noqa: E402
 from codi_kit.diffusion.stitch import Stitcher  # noqa: E402
-from codi_kit.nets import mlp  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
-from codi_kit.probes import GoalDistance, probe  # noqa: E402
+from codi_kit.learners.nets import mlp  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
+from codi_kit.envs.probes import GoalDistance, probe  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 

@@ -20,8 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
-from codi_kit.codec import identity_codec  # noqa: E402
-from codi_kit.dataset import Dataset  # noqa: E402
+from codi_kit.envs.codec import identity_codec  # noqa: E402
+from codi_kit.data.dataset import Dataset  # noqa: E402
 from codi_kit.diffusion.guidance import agent_conditions, guided_output  # noqa: E402
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser  # noqa: E402
 from codi_kit.diffusion.settings import PROFILES, DiffusionSettings  # noqa: E402

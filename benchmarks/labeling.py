@@ -26,11 +26,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
 from codi_kit import plugins  # noqa: E402
-from codi_kit.collect import collect  # noqa: E402
+from codi_kit.data.collect import collect  # noqa: E402
 from codi_kit.context import StageContext  # noqa: E402
 from codi_kit.labeling import LabelRequest, label_dataset  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
-from codi_kit.student import soft_labels  # noqa: E402
+from codi_kit.labels.student import soft_labels  # noqa: E402
 
 
 @click.command()

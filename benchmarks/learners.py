@@ -21,10 +21,10 @@ from rich.table import Table
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
-from codi_kit.config import build_config  # noqa: E402
-from codi_kit.evaluate import evaluate  # noqa: E402
-from codi_kit.collect import normalization_of  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
+from codi_kit.run.config import build_config  # noqa: E402
+from codi_kit.envs.evaluate import evaluate  # noqa: E402
+from codi_kit.data.collect import normalization_of  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 

@@ -22,11 +22,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
-from codi_kit.config import build_config, parse_value  # noqa: E402
-from codi_kit.dataset import Dataset  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
+from codi_kit.run.config import build_config, parse_value  # noqa: E402
+from codi_kit.data.dataset import Dataset  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import progress_bar, set_quiet  # noqa: E402
-from codi_kit.replay import transitions  # noqa: E402
+from codi_kit.data.replay import transitions  # noqa: E402
 from codi_kit_plugins.learners.omiga import OMIGA, OmigaNetworks  # noqa: E402
 
 

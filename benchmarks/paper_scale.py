@@ -27,7 +27,7 @@ from codi_kit.bench.grid import load_grid  # noqa: E402
 from codi_kit.bench.paper import paper_value  # noqa: E402
 from codi_kit.bench.runner import run_bench  # noqa: E402
 from codi_kit.bench.table import table1_markdown  # noqa: E402
-from codi_kit.dataset import FIELDS, Dataset  # noqa: E402
+from codi_kit.data.dataset import FIELDS, Dataset  # noqa: E402
 
 CURVE_KEYS = ("loss", "validation_loss", "q_loss", "actor_loss", "z_std", "eval_normalized_return")
 

@@ -34,16 +34,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import save  # noqa: E402
 
 from codi_kit.augment import FitRequest, GenerateRequest  # noqa: E402
-from codi_kit.collect import normalization_of  # noqa: E402
-from codi_kit.config import build_config  # noqa: E402
-from codi_kit.dataset import Dataset  # noqa: E402
+from codi_kit.data.collect import normalization_of  # noqa: E402
+from codi_kit.run.config import build_config  # noqa: E402
+from codi_kit.data.dataset import Dataset  # noqa: E402
 from codi_kit.diffusion.augmenter import consistency_threshold, starting_points  # noqa: E402
 from codi_kit.diffusion.diagnostics import expert_agreement  # noqa: E402
 from codi_kit.diffusion.stitch import Stitcher  # noqa: E402
 from codi_kit.diffusion.trainer import train  # noqa: E402
-from codi_kit.evaluate import evaluate  # noqa: E402
+from codi_kit.envs.evaluate import evaluate  # noqa: E402
 from codi_kit.learn import LearnRequest  # noqa: E402
-from codi_kit.pipeline import Pipeline  # noqa: E402
+from codi_kit.run.pipeline import Pipeline  # noqa: E402
 from codi_kit.progress import set_quiet  # noqa: E402
 
 RUNS = Path(__file__).parent / "runs" / "train_budget"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import attrs
 
-from codi_kit.collect import References
+from codi_kit.data.collect import References
 from codi_kit.context import NoSettings, StageContext
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.labeling import QualityLabels
 
 

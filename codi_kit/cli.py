@@ -12,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from codi_kit import plugins
-from codi_kit.config import PROFILES, build_config
+from codi_kit.run.config import PROFILES, build_config
 from codi_kit.errors import CodiKitError
-from codi_kit.formats import EXPORTERS, IMPORTERS
+from codi_kit.data.formats import EXPORTERS, IMPORTERS
 from codi_kit.progress import say, set_quiet, warn
 
 stdout = Console()
@@ -90,8 +90,8 @@ def _settings_table(found) -> Table:
 
 def _write_settings(root: Path, profile, config_file, overrides: list[str], options: dict) -> None:
     """settings.json in the run directory: every resolved setting and the layer that set it."""
-    from codi_kit.atomic import write_json
-    from codi_kit.settings_sources import resolved_settings
+    from codi_kit.run.atomic import write_json
+    from codi_kit.run.settings_sources import resolved_settings
 
     found = resolved_settings(profile, config_file, overrides, **options)
     root.mkdir(parents=True, exist_ok=True)
@@ -100,7 +100,7 @@ def _write_settings(root: Path, profile, config_file, overrides: list[str], opti
 
 def _env_of(dataset: str) -> tuple[str | None, dict]:
     """The env a dataset file's metadata names (``env``, ``env_settings``), checked to be registered."""
-    from codi_kit.dataset import read_metadata
+    from codi_kit.data.dataset import read_metadata
     from codi_kit.errors import DatasetError, PluginError
 
     path = Path(dataset)
@@ -126,8 +126,8 @@ def _run_directory(config, out) -> Path:
 
 def _stage_command(stage: str):
     def command(profile, config_file, overrides, seed, device, force, quiet, out, **names):
-        from codi_kit.pipeline import Pipeline
-        from codi_kit.report import run_tables
+        from codi_kit.run.pipeline import Pipeline
+        from codi_kit.report.run_report import run_tables
 
         set_quiet(quiet)
         overrides, options = _layers(overrides, seed, device, **names)
@@ -174,9 +174,9 @@ for _stage, _help in [("label", "Label agent quality of every segment (runs coll
 @click.option("--out", type=click.Path(), help="A .npz file, or a run directory.")
 @common_options
 def collect(env, episodes, protocol, out, profile, config_file, overrides, seed, device, force, quiet):
-    from codi_kit.collect import collect_with_references
-    from codi_kit.dataset import Dataset
-    from codi_kit.pipeline import Pipeline
+    from codi_kit.data.collect import collect_with_references
+    from codi_kit.data.dataset import Dataset
+    from codi_kit.run.pipeline import Pipeline
 
     set_quiet(quiet)
     config = _config(profile, config_file, overrides, seed, device, env=env,
@@ -204,7 +204,7 @@ def collect(env, episodes, protocol, out, profile, config_file, overrides, seed,
 @click.option("--out", type=click.Path(dir_okay=False), help="Also write the table as Markdown (and JSON beside it).")
 @click.option("--quiet", is_flag=True)
 def report(runs, out, quiet):
-    from codi_kit.report import aggregate, aggregate_markdown, aggregate_table, write_text
+    from codi_kit.report.run_report import aggregate, aggregate_markdown, aggregate_table, write_text
 
     set_quiet(quiet)
     found = []
@@ -231,7 +231,7 @@ def report(runs, out, quiet):
 @pipeline_options
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list instead of a table.")
 def config_command(profile, config_file, overrides, seed, device, force, quiet, out, as_json, **names):
-    from codi_kit.settings_sources import resolved_settings
+    from codi_kit.run.settings_sources import resolved_settings
 
     overrides, options = _layers(overrides, seed, device, **names)
     found = resolved_settings(profile, config_file, overrides, **options)
@@ -245,7 +245,7 @@ def config_command(profile, config_file, overrides, seed, device, force, quiet, 
 @click.argument("run", type=click.Path(file_okay=False))
 @click.option("--quiet", is_flag=True)
 def plot(run, quiet):
-    from codi_kit.run_figures import draw_run_figures, stage_folders
+    from codi_kit.report.figures import draw_run_figures, stage_folders
 
     set_quiet(quiet)
     root = Path(run)
@@ -340,7 +340,7 @@ def list_plugins(as_json):
 def import_command(format_name, path, env, overrides, out):
     import attrs
 
-    from codi_kit.dataset import Dataset, check_import
+    from codi_kit.data.dataset import Dataset, check_import
 
     config = build_config("quick", None, overrides, env={"name": env})
     registration = plugins.lookup("env", env)
@@ -369,7 +369,7 @@ def import_command(format_name, path, env, overrides, out):
 @click.argument("datasets", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write.")
 def export_command(format_name, datasets, out):
-    from codi_kit.dataset import Dataset
+    from codi_kit.data.dataset import Dataset
 
     merged = Dataset.merge(*(Dataset.load(d) for d in datasets))
     spec = merged.meta.get("spec") or {}
@@ -380,7 +380,7 @@ def export_command(format_name, datasets, out):
 @main.command("dataset", help="Validate a dataset file and print its summary statistics.")
 @click.argument("path", type=click.Path(dir_okay=False))
 def dataset_command(path):
-    from codi_kit.dataset import Dataset, check_import
+    from codi_kit.data.dataset import Dataset, check_import
 
     loaded = Dataset.load(path)
     check_import(loaded, path)

@@ -7,7 +7,7 @@ from pathlib import Path
 import attrs
 import torch
 
-from codi_kit import tensorboard_log
+from codi_kit.run import tensorboard_log
 from codi_kit.env import EnvAdapter
 
 

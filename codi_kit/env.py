@@ -46,7 +46,7 @@ class EnvAdapter(abc.ABC):
     """B copies of one environment stepped together. Subclasses set ``spec`` in ``__init__``.
 
     Measurements that only diagnostics use (goal distance, speed, a quality score) are optional
-    probes an adapter may also define: see ``codi_kit.probes``."""
+    probes an adapter may also define: see ``codi_kit.envs.probes``."""
 
     spec: EnvSpec
     max_copies: int | None = None  # copies it can hold at once (a game process each); rollouts batch at most this many
@@ -71,7 +71,7 @@ class EnvAdapter(abc.ABC):
         return None
 
     def state_codec(self):
-        """Optional: a ``codi_kit.codec.StateCodec``, a compact per-agent state the diffusion
+        """Optional: a ``codi_kit.envs.codec.StateCodec``, a compact per-agent state the diffusion
         augmenters may generate instead of observations (``augmenter.target``); None: none."""
         return None
 

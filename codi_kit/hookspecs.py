@@ -77,6 +77,6 @@ def register_learners(register: Register) -> None:
     implements ``fit(request) -> Policy`` and ``load(folder, context) -> Policy``; the returned
     ``codi_kit.policy.Policy`` saves itself and acts from per-agent observations and
     available-action masks. ``request.dataset`` holds the original and generated episodes
-    unmerged (``codi_kit.dataset_parts.DatasetParts``); ``codi_kit.replay.transitions`` flattens
+    unmerged (``codi_kit.data.parts.DatasetParts``); ``codi_kit.data.replay.transitions`` flattens
     it, ``.merged()`` gives one padded ``Dataset``. Settings: ``[learner]``.
     """

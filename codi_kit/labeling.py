@@ -8,12 +8,12 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from codi_kit.atomic import write_json
+from codi_kit.run.atomic import write_json
 from codi_kit.context import NoSettings, StageContext
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.errors import CodiKitError
 from codi_kit.progress import warn
-from codi_kit.student import QualityStudent, StudentConfig, distill, soft_labels
+from codi_kit.labels.student import QualityStudent, StudentConfig, distill, soft_labels
 
 
 @attrs.frozen
@@ -76,7 +76,7 @@ class QualityLabels:
     horizon: int
 
     def save(self, path) -> None:
-        from codi_kit.atomic import atomic_path
+        from codi_kit.run.atomic import atomic_path
 
         with atomic_path(path) as temporary:
             with open(temporary, "wb") as handle:

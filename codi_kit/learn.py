@@ -6,11 +6,11 @@ from pathlib import Path
 
 import attrs
 
-from codi_kit.collect import Normalization
+from codi_kit.data.collect import Normalization
 from codi_kit.context import NoSettings, StageContext
-from codi_kit.dataset_parts import DatasetParts
+from codi_kit.data.parts import DatasetParts
 from codi_kit.policy import Policy
-from codi_kit.torch_policy import load_policy
+from codi_kit.learners.torch_policy import load_policy
 
 
 @attrs.frozen

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from codi_kit import plugins
-from codi_kit.collect import collect_with_references
+from codi_kit.data.collect import collect_with_references
 from codi_kit.progress import set_quiet
 
 set_quiet(True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from codi_kit.codec import identity_codec
+from codi_kit.envs.codec import identity_codec
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.settings import DiffusionSettings

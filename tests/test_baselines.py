@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from codi_kit.attribution import bad_agents, integrated_gradients, reward_attribution
-from codi_kit.codec import identity_codec
+from codi_kit.diffusion.attribution import bad_agents, integrated_gradients, reward_attribution
+from codi_kit.envs.codec import identity_codec
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
@@ -96,7 +96,7 @@ def test_madits_re_denoises_only_the_agents_it_calls_bad(resimulate):
 
 
 def random_dataset(episodes=24, length=6, agents=2, features=3, actions=4, seed=0):
-    from codi_kit.dataset import Dataset
+    from codi_kit.data.dataset import Dataset
 
     rng = np.random.default_rng(seed)
     return Dataset(obs=rng.normal(size=(episodes, length, agents, features)).astype(np.float32),

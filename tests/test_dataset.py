@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from codi_kit.cli import main
-from codi_kit.dataset import Dataset, validate
+from codi_kit.data.dataset import Dataset, validate
 from codi_kit.errors import DatasetError
 
 

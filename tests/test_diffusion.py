@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from codi_kit.codec import identity_codec
-from codi_kit.dataset import Dataset
+from codi_kit.envs.codec import identity_codec
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.denoiser import DENOISERS, AgentAttention, AgentUnet
 from codi_kit.diffusion.diagnostics import expert_agreement
 from codi_kit.diffusion.guidance import agent_conditions, guided_output
@@ -17,7 +17,7 @@ from codi_kit.diffusion.schedule import CosineSchedule
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.diffusion.stitch import Stitcher
 from codi_kit.diffusion.trainer import segment_data, training_conditions
-from codi_kit.replay import transitions
+from codi_kit.data.replay import transitions
 
 
 @pytest.fixture(scope="module", params=sorted(DENOISERS))
@@ -203,7 +203,7 @@ def test_agent_attention_equals_the_library_attention_with_its_weights(agents):
 
 @pytest.mark.parametrize("agents", [3, 5])
 def test_cn_state_codec_rebuilds_real_observations_exactly(agents):
-    from codi_kit.collect import collect
+    from codi_kit.data.collect import collect
     from codi_kit_plugins.envs.mpe_cn import CooperativeNavigation
 
     env = CooperativeNavigation(CooperativeNavigation.Config(agents=agents))
@@ -217,7 +217,7 @@ def test_cn_state_codec_rebuilds_real_observations_exactly(agents):
 
 
 def test_a_codec_that_does_not_rebuild_the_observations_is_refused(cn_dataset):
-    from codi_kit.codec import StateCodec
+    from codi_kit.envs.codec import StateCodec
 
     broken = StateCodec("lossy", lambda obs: obs[..., :4], lambda state: np.pad(state, [(0, 0)] * (state.ndim - 1) + [(0, 14)]))
     with pytest.raises(ValueError, match="lossy"):
@@ -353,7 +353,7 @@ def test_branches_start_at_real_steps_and_last_branch_length_steps(cn_dataset):
 
 def test_a_shorter_horizon_takes_the_label_of_the_labelled_segment_starting_there(cn_dataset, cn_env, tmp_path):
     from codi_kit.augment import FitRequest
-    from codi_kit.collect import References
+    from codi_kit.data.collect import References
     from codi_kit.context import StageContext
     from codi_kit.errors import CodiKitError
     from codi_kit.labeling import QualityLabels

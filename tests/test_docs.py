@@ -36,7 +36,7 @@ def test_the_readme_env_example_is_a_complete_plugin_with_an_expert_and_a_rule_j
     protocols, judged."""
     import numpy as np
 
-    from codi_kit.collect import collect_with_references
+    from codi_kit.data.collect import collect_with_references
 
     section = README.split("### `register_envs(register)`", 1)[1].split("\n### ", 1)[0]
     code = section.split("```python\n", 1)[1].split("```", 1)[0]

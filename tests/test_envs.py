@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from codi_kit import plugins
-from codi_kit.collect import collect
+from codi_kit.data.collect import collect
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import RandomPolicy
 
@@ -212,7 +212,7 @@ def test_a_shared_team_reward_is_counted_once():
 def test_an_expert_no_better_than_the_data_is_warned_about_loudly(capsys):
     from mpe2 import simple_spread_v3
 
-    from codi_kit.collect import collect_with_references
+    from codi_kit.data.collect import collect_with_references
     from codi_kit.policy import RandomPolicy
     from codi_kit.progress import set_quiet
 

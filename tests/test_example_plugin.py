@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "codi-kit-example-env"
 

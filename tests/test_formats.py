@@ -5,8 +5,8 @@ import h5py
 import numpy as np
 
 from codi_kit.cli import main
-from codi_kit.dataset import Dataset
-from codi_kit.formats import offpymarl
+from codi_kit.data.dataset import Dataset
+from codi_kit.data.formats import offpymarl
 from tiny import tiny
 
 TINY = tiny(**{"collect.episodes": None})
@@ -127,7 +127,7 @@ def test_madiff_folders_import_with_mpe_action_vectors_mapped(tmp_path, runner, 
 
 
 def test_madiff_continuous_actions_take_the_nearest_move(tmp_path, cn_env):
-    from codi_kit.formats import madiff
+    from codi_kit.data.formats import madiff
 
     vectors = np.array([[0, 0.9, 0.1, 0, 0], [0, 0, 0.8, 0.1, 0], [0, 0.1, 0.05, 0.9, 0], [0, 0, 0, 0.1, 0.9],
                         [0.5, 0.2, 0.1, 0.1, 0.2]], np.float32)  # right, left, up, down, a weak push: no-op

@@ -1,7 +1,7 @@
 """A run whose generated data is no better than the dataset says so."""
-from codi_kit.collect import collect
-from codi_kit.generated_check import compare_with_dataset, verdict
-from codi_kit.report import run_table, write_run_report
+from codi_kit.data.collect import collect
+from codi_kit.report.generated_check import compare_with_dataset, verdict
+from codi_kit.report.run_report import run_table, write_run_report
 
 
 def test_random_play_is_flagged_and_expert_play_is_not(cn_env, cn_dataset):

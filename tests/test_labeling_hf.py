@@ -57,7 +57,7 @@ def full_pass_scores(model, contexts, candidates):
 def test_prefix_cached_scores_equal_one_full_pass_per_answer(tiny_model, candidates):
     from transformers import AutoModelForCausalLM
 
-    from codi_kit.candidate_scoring import CandidateScorer
+    from codi_kit.labels.candidate_scoring import CandidateScorer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
     rng = np.random.default_rng(0)

@@ -167,7 +167,7 @@ class HostileServer:
 
 
 def test_a_hostile_server_never_crashes_the_teacher_nor_makes_up_a_label(httpserver, ask, tmp_path):
-    from codi_kit.llm_cache import AnswerCache
+    from codi_kit.labels.llm_cache import AnswerCache
 
     server = HostileServer(httpserver)
     answers = ask(httpserver, count=40, concurrency=4, max_retries=3, parse_retries=1, backoff=0.001)

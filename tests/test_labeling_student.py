@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from codi_kit import plugins
-from codi_kit.collect import collect
+from codi_kit.data.collect import collect
 from codi_kit.context import StageContext
 from codi_kit.labeling import label_dataset
-from codi_kit.student import QualityStudent, StudentConfig
+from codi_kit.labels.student import QualityStudent, StudentConfig
 
 
 @pytest.fixture(scope="module")

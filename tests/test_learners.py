@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from codi_kit import plugins
-from codi_kit.collect import normalization_of
+from codi_kit.data.collect import normalization_of
 from codi_kit.context import StageContext
-from codi_kit.evaluate import evaluate
+from codi_kit.envs.evaluate import evaluate
 from codi_kit.learn import LearnRequest
 
 SMOKE = {"steps": 40, "log_every": 20}

@@ -6,7 +6,7 @@ import pytest
 
 import codi_kit
 from codi_kit.cli import main
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from conftest import inline_plugin
 from tiny import tiny
 

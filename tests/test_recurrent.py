@@ -5,12 +5,12 @@ import torch
 
 from codi_kit import plugins
 from codi_kit.context import StageContext
-from codi_kit.dataset import Dataset
-from codi_kit.dataset_parts import DatasetParts
+from codi_kit.data.dataset import Dataset
+from codi_kit.data.parts import DatasetParts
 from codi_kit.learn import LearnRequest
-from codi_kit.recurrent import Episodes, RecurrentAgent, previous_actions
-from codi_kit.replay import transitions
-from codi_kit.torch_policy import RecurrentPolicy
+from codi_kit.learners.recurrent import Episodes, RecurrentAgent, previous_actions
+from codi_kit.data.replay import transitions
+from codi_kit.learners.torch_policy import RecurrentPolicy
 
 
 def branches(dataset: Dataset, count: int) -> Dataset:
@@ -64,8 +64,8 @@ def test_episode_batches_pad_each_part_only_to_the_batch(cn_dataset):
 
 
 def test_recurrent_bc_saves_loads_and_acts_like_itself(cn_dataset, cn_env, tmp_path):
-    from codi_kit.collect import normalization_of
-    from codi_kit.evaluate import evaluate
+    from codi_kit.data.collect import normalization_of
+    from codi_kit.envs.evaluate import evaluate
 
     learner = plugins.configure(plugins.lookup("learner", "bc50"), {"steps": 30, "log_every": 10, "network": "gru",
                                                                     "episode_batch": 8})

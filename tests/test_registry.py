@@ -13,8 +13,8 @@ import pytest
 
 from codi_kit import plugins
 from codi_kit.cli import main
-from codi_kit.dataset import Dataset
-from codi_kit.run_figures import episodes_figure
+from codi_kit.data.dataset import Dataset
+from codi_kit.report.figures import episodes_figure
 import fake_smacv2
 from conftest import FakeServer, build_tiny_causal_lm, completion
 from tiny import tiny

@@ -49,8 +49,8 @@ def test_the_report_is_tables_and_figures_and_every_linked_figure_exists(codi_ru
 
 
 def test_the_picture_draws_a_real_episode_beside_whole_generated_ones(codi_run):
-    from codi_kit.dataset import Dataset
-    from codi_kit.run_figures import real_episode
+    from codi_kit.data.dataset import Dataset
+    from codi_kit.report.figures import real_episode
 
     out, _ = codi_run
     results = json.loads((out / "results.json").read_text())

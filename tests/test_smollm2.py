@@ -43,7 +43,7 @@ def test_smollm2_labels_cn_segments_with_the_prefix_cache_matching_full_passes(s
     tokenizer, model, _ = teacher._load()
     contexts = [teacher._context_ids(tokenizer, prompt) for prompt in request.prompts("compact")[:3]]
     candidates = [tokenizer(f" Agent {i + 1}", add_special_tokens=False)["input_ids"] for i in range(3)]
-    from codi_kit.candidate_scoring import CandidateScorer
+    from codi_kit.labels.candidate_scoring import CandidateScorer
 
     cached, _ = CandidateScorer(model, torch.device("cpu"), tokenizer.pad_token_id or 0).score(contexts, candidates)
     np.testing.assert_allclose(cached, full_pass_scores(model, contexts, candidates), atol=1e-3)

@@ -6,12 +6,12 @@ import torch
 
 from codi_kit import plugins
 from codi_kit.cli import main
-from codi_kit.config import build_config
+from codi_kit.run.config import build_config
 from codi_kit.diffusion import trainer
 from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.settings import training_settings
-from codi_kit.pipeline import Pipeline
+from codi_kit.run.pipeline import Pipeline
 from tiny import tiny
 
 TINY = tiny(**{"report.baseline": "false"})
@@ -117,7 +117,7 @@ def test_generation_rolls_nothing_out_the_references_come_from_collect(tmp_path,
     def no_rollouts(*args, **kwargs):
         raise AssertionError("train or generate rolled the environment out")
 
-    monkeypatch.setattr("codi_kit.collect.rollout", no_rollouts)
+    monkeypatch.setattr("codi_kit.data.collect.rollout", no_rollouts)
     result = runner.invoke(main, ["generate", "--augmenter", "codi", "--out", str(out), *TINY])
     assert result.exit_code == 0, result.output
     meta = json.loads(next(out.glob("generate-*/meta.json")).read_text())

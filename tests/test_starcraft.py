@@ -9,8 +9,8 @@ import pytest
 import fake_smacv2
 from codi_kit import plugins
 from codi_kit.cli import main
-from codi_kit.collect import collect
-from codi_kit.dataset import Dataset
+from codi_kit.data.collect import collect
+from codi_kit.data.dataset import Dataset
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import RandomPolicy
 from codi_kit.progress import set_quiet

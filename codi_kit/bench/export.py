@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from codi_kit.atomic import write_json
+from codi_kit.run.atomic import write_json
 
 
 def marl_eval(records: list[dict]) -> dict:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from codi_kit.bench.table import table1
-from codi_kit.report import pyplot, save_figure
+from codi_kit.report.run_report import pyplot, save_figure
 
 
 def slug(text: str) -> str:

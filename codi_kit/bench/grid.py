@@ -11,7 +11,7 @@ from pathlib import Path
 import attrs
 
 from codi_kit import plugins
-from codi_kit.config import PLUGIN_SECTIONS, build_config
+from codi_kit.run.config import PLUGIN_SECTIONS, build_config
 from codi_kit.errors import CodiKitError
 
 # Columns of the paper's Table 1 that are settings of a plugin rather than plugins of their own.

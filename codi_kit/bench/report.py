@@ -11,7 +11,7 @@ from codi_kit.bench.figures import agents_figure, bar_charts
 from codi_kit.bench.statistics import available as statistics_available
 from codi_kit.bench.statistics import bench_statistics, intervals_figure, statistics_markdown
 from codi_kit.bench.table import env_label, table1_markdown
-from codi_kit.report import write_text
+from codi_kit.report.run_report import write_text
 
 # (column, path into an augmenter's diagnostics); behaviour_* are measured by the core's probes
 DIAGNOSTICS = [("quality score", "quality_score"), ("speed", "mean_speed"), ("no-op share", "noop_share"),

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from codi_kit.atomic import write_json
+from codi_kit.run.atomic import write_json
 from codi_kit.bench.grid import Cell, Grid
 from codi_kit.bench.tasks import Task, cell_folder, plan
 from codi_kit.progress import console, is_quiet
-from codi_kit.report import write_text
+from codi_kit.report.run_report import write_text
 
 
 class _Display:

@@ -118,7 +118,7 @@ def statistics_markdown(found: list[LearnerStatistics]) -> list[str]:
 def intervals_figure(found: list[LearnerStatistics], path: Path) -> Path:
     """IQM and mean with their 95% intervals (bars) and point estimates (ticks), a row of two panels per
     learner, in the style of rliable's interval plot (whose fixed layout clips the column names)."""
-    from codi_kit.report import pyplot, save_figure
+    from codi_kit.report.run_report import pyplot, save_figure
 
     plt = pyplot()
     columns = list(dict.fromkeys(c for stats in found for c in stats.iqm))

@@ -35,7 +35,7 @@ def cell_folder(bench: Path, cell: Cell) -> Path:
 def plan(grid: Grid, bench: Path) -> tuple[list[Task], dict[Cell, dict]]:
     """The tasks of a grid in dependency order, and each cell's configuration. Builds no env and
     computes nothing; a configuration error (unknown plugin or setting) is raised here, before any work."""
-    from codi_kit.pipeline import Pipeline
+    from codi_kit.run.pipeline import Pipeline
 
     store = bench / "stages"
     tasks: dict[str, Task] = {}
@@ -84,7 +84,7 @@ def execute(task_id: str, config: dict, folder: str, store: str, stage: str, thr
         return {"task": task_id, "ok": False, "seconds": 0.0, "error": f"needs {failed['task']}, which failed: {failed['error']}"}
     import torch
 
-    from codi_kit.pipeline import Pipeline
+    from codi_kit.run.pipeline import Pipeline
     from codi_kit.progress import set_quiet
 
     torch.set_num_threads(threads)

@@ -34,8 +34,8 @@ import numpy as np
 import torch
 
 from codi_kit.augment import Augmenter, FitRequest, GenerateRequest, Generated
-from codi_kit.codec import training_codec
-from codi_kit.dataset import Dataset
+from codi_kit.envs.codec import training_codec
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion import diagnostics
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
 from codi_kit.diffusion.settings import PROFILES, DiffusionSettings, training_settings

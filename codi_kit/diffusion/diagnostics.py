@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.guidance import sampling_conditions
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.trainer import SegmentData, denoising_loss, loss_weights
-from codi_kit.probes import GoalDistance, QualityScore, Speed, probe
+from codi_kit.envs.probes import GoalDistance, QualityScore, Speed, probe
 from codi_kit.progress import say
 
 
@@ -143,7 +143,7 @@ def expert_agreement(env, episodes: Dataset, seed: int = 0) -> dict:
 def behaviour(env, episodes: Dataset) -> dict:
     """Quality score of final observations, mean speed, no-op share (the env's ``idle_action``) and
     agreement with the env's expert, for any set of episodes; what the env does not measure (see
-    ``codi_kit.probes``) is None."""
+    ``codi_kit.envs.probes``) is None."""
     obs, lengths = episodes.obs, episodes.lengths
     final = obs[np.arange(len(lengths)), lengths - 1]
     valid = episodes.transition_mask()

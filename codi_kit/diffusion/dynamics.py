@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codi_kit.nets import SharedAgentNetwork, masked_logits, mlp
+from codi_kit.learners.nets import SharedAgentNetwork, masked_logits, mlp
 
 
 class DynamicsModels(nn.Module):

@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from codi_kit.atomic import atomic_path, write_json
-from codi_kit.codec import StateCodec, codec_named
-from codi_kit.dataset import Dataset
+from codi_kit.run.atomic import atomic_path, write_json
+from codi_kit.envs.codec import StateCodec, codec_named
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.denoiser import DENOISERS
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import Conditions

@@ -8,7 +8,7 @@ from __future__ import annotations
 import attrs
 import torch
 
-from codi_kit.attribution import bad_agents, reward_attribution
+from codi_kit.diffusion.attribution import bad_agents, reward_attribution
 
 
 @attrs.frozen

@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 import torch
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.guidance import sampling_conditions
 from codi_kit.diffusion.regenerate import repair_segments
 from codi_kit.progress import progress_bar

@@ -9,13 +9,13 @@ import attrs
 import numpy as np
 import torch
 
-from codi_kit.atomic import atomic_path
-from codi_kit.dataset import Dataset
+from codi_kit.run.atomic import atomic_path
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.model import DiffusionModel
 from codi_kit.diffusion.sample import inpaint
 from codi_kit.diffusion.settings import DiffusionSettings
 from codi_kit.progress import progress_bar, say
-from codi_kit.replay import transitions
+from codi_kit.data.replay import transitions
 from codi_kit.torch_utils import adam
 
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from codi_kit.augment import Augmenter, FitRequest, GenerateRequest, Generated
-from codi_kit.codec import training_codec
+from codi_kit.envs.codec import training_codec
 from codi_kit.diffusion import diagnostics
 from codi_kit.diffusion.model import Normaliser
 from codi_kit.diffusion.settings import sampling, training_settings
 from codi_kit.mbts.ensemble import Ensemble
 from codi_kit.mbts.stitch import stitch
-from codi_kit.replay import transitions
+from codi_kit.data.replay import transitions
 from codi_kit.progress import say
 
 

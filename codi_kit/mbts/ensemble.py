@@ -13,14 +13,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from codi_kit.atomic import atomic_path, write_json
-from codi_kit.codec import codec_named
+from codi_kit.run.atomic import atomic_path, write_json
+from codi_kit.envs.codec import codec_named
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.model import Normaliser
 from codi_kit.errors import CodiKitError
-from codi_kit.nets import masked_logits
+from codi_kit.learners.nets import masked_logits
 from codi_kit.progress import progress_bar
-from codi_kit.replay import Transitions
+from codi_kit.data.replay import Transitions
 from codi_kit.torch_utils import adam
 
 MODEL_FILE, DESCRIPTION_FILE = "ensemble.pt", "ensemble.json"

@@ -23,7 +23,7 @@ import attrs
 import numpy as np
 import torch
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.mbts.value import fit_value
 from codi_kit.progress import progress_bar
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codi_kit.nets import mlp
+from codi_kit.learners.nets import mlp
 from codi_kit.torch_utils import adam
 
 

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from codi_kit.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
+from codi_kit.labels.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
 from codi_kit_plugins.envs.combat import ActionLayout, Battle, shots
 
 COMBAT_TEMPLATE = """You are judging a cooperative multi-agent battle. {agents} allied units fight a team \

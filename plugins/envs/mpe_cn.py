@@ -7,7 +7,7 @@ import attrs
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from codi_kit.codec import StateCodec
+from codi_kit.envs.codec import StateCodec
 from codi_kit.env import EnvAdapter
 from codi_kit.parallel_env import ParallelEnvAdapter
 from codi_kit.policy import Policy

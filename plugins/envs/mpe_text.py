@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codi_kit.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
+from codi_kit.labels.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
 from codi_kit_plugins.envs.mpe_cn import geometry
 from codi_kit_plugins.envs.mpe_world import Layout, World, intercept_cosines
 

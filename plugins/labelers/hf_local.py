@@ -1,7 +1,7 @@
 """A local causal language model as teacher (transformers): each candidate answer "Agent i" is
 scored by its log-likelihood after the prompt, so the teacher always names a valid agent and
 reports a confidence (the softmax of the scores). The scoring runs every token once
-(``codi_kit.candidate_scoring``: shared prefix cached, answers continue each prompt's cache).
+(``codi_kit.labels.candidate_scoring``: shared prefix cached, answers continue each prompt's cache).
 Works offline from a saved model folder or a GGUF file."""
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import numpy as np
 import torch
 
 import codi_kit
-from codi_kit.candidate_scoring import CandidateScorer
+from codi_kit.labels.candidate_scoring import CandidateScorer
 from codi_kit.errors import CodiKitError
 from codi_kit.labeling import Answers, Labeler
-from codi_kit.prompts import answer_text
+from codi_kit.labels.prompts import answer_text
 from codi_kit.torch_utils import resolve_device
 
 ANSWER_PREFIX = "Best agent:"

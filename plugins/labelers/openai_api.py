@@ -20,9 +20,9 @@ import numpy as np
 import codi_kit
 from codi_kit.errors import CodiKitError
 from codi_kit.labeling import Answers, Labeler
-from codi_kit.llm_cache import AnswerCache
+from codi_kit.labels.llm_cache import AnswerCache
 from codi_kit.progress import progress_bar
-from codi_kit.prompts import parse_best_agent
+from codi_kit.labels.prompts import parse_best_agent
 
 REMINDER = 'Reply with exactly one line: "Best agent: Agent <number>".'
 

@@ -3,7 +3,7 @@ the dataset's actions among the available ones, early-stopped on held-out episod
 only the top half of episodes by return (Flow to Better, the paper's ref [44]).
 
 ``network = "mlp"``: an MLP on the current observation, batches of transitions. ``"gru"``: the
-authors' recurrent agent (``codi_kit.recurrent``: GRU over the episode, last action and agent id
+authors' recurrent agent (``codi_kit.learners.recurrent``: GRU over the episode, last action and agent id
 in the input), batches of whole episodes.
 """
 from __future__ import annotations
@@ -17,12 +17,12 @@ import torch.nn.functional as F
 
 import codi_kit
 from codi_kit.learn import Learner
-from codi_kit.nets import SharedAgentNetwork, masked_logits
-from codi_kit.recurrent import Episodes, RecurrentAgent, previous_actions
-from codi_kit.replay import split_episodes, transitions
-from codi_kit.torch_policy import LogitsPolicy, RecurrentPolicy
+from codi_kit.learners.nets import SharedAgentNetwork, masked_logits
+from codi_kit.learners.recurrent import Episodes, RecurrentAgent, previous_actions
+from codi_kit.data.replay import split_episodes, transitions
+from codi_kit.learners.torch_policy import LogitsPolicy, RecurrentPolicy
 from codi_kit.torch_utils import adam, seed_everything
-from codi_kit.training import LoopSettings, train_loop
+from codi_kit.learners.training import LoopSettings, train_loop
 
 
 def top_episodes(returns: np.ndarray, fraction: float) -> np.ndarray:

@@ -20,11 +20,11 @@ import torch.nn.functional as F
 
 import codi_kit
 from codi_kit.learn import Learner
-from codi_kit.nets import SharedAgentNetwork, masked_logits
-from codi_kit.replay import transitions
-from codi_kit.torch_policy import LogitsPolicy
+from codi_kit.learners.nets import SharedAgentNetwork, masked_logits
+from codi_kit.data.replay import transitions
+from codi_kit.learners.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import adam, seed_everything
-from codi_kit.training import LoopSettings, clipped_step, train_loop
+from codi_kit.learners.training import LoopSettings, clipped_step, train_loop
 
 
 def critic_input(state: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:

@@ -13,11 +13,11 @@ import torch
 
 import codi_kit
 from codi_kit.learn import Learner
-from codi_kit.nets import SharedAgentNetwork, StateMixer, masked_logits
-from codi_kit.replay import transitions
-from codi_kit.torch_policy import LogitsPolicy
+from codi_kit.learners.nets import SharedAgentNetwork, StateMixer, masked_logits
+from codi_kit.data.replay import transitions
+from codi_kit.learners.torch_policy import LogitsPolicy
 from codi_kit.torch_utils import adam, seed_everything
-from codi_kit.training import LoopSettings, clipped_step, soft_update, train_loop
+from codi_kit.learners.training import LoopSettings, clipped_step, soft_update, train_loop
 
 
 class OMIGA(Learner):

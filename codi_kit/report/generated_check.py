@@ -10,10 +10,10 @@ the env's quality score of final observations.
 """
 from __future__ import annotations
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion import diagnostics
 from codi_kit.errors import CodiKitError
-from codi_kit.probes import QualityScore, probe
+from codi_kit.envs.probes import QualityScore, probe
 
 MARGIN = 0.01  # below this, "better" is within what two samples of the same data differ by
 

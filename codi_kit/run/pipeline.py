@@ -11,21 +11,21 @@ import attrs
 import numpy as np
 import torch
 
-from codi_kit import collect as collection
+from codi_kit.data import collect as collection
 from codi_kit import plugins
-from codi_kit.artifacts import Artifact, RunDirectory, stage_key
-from codi_kit.atomic import write_json
+from codi_kit.run.artifacts import Artifact, RunDirectory, stage_key
+from codi_kit.run.atomic import write_json
 from codi_kit.augment import FitRequest, GenerateRequest
-from codi_kit.collect import References, normalization_of
-from codi_kit.config import plugin_settings
+from codi_kit.data.collect import References, normalization_of
+from codi_kit.run.config import plugin_settings
 from codi_kit.context import StageContext
-from codi_kit.dataset import Dataset, check_action_indices, check_import
-from codi_kit.dataset_parts import DatasetParts
+from codi_kit.data.dataset import Dataset, check_action_indices, check_import
+from codi_kit.data.parts import DatasetParts
 from codi_kit.errors import CodiKitError, DatasetError
-from codi_kit.evaluate import evaluate
-from codi_kit.generated_check import compare_with_dataset, verdict
+from codi_kit.envs.evaluate import evaluate
+from codi_kit.report.generated_check import compare_with_dataset, verdict
 from codi_kit.labeling import QualityLabels, label_dataset
-from codi_kit.student import StudentConfig
+from codi_kit.labels.student import StudentConfig
 from codi_kit.learn import LearnRequest
 from codi_kit.progress import say, warn
 from codi_kit.torch_utils import resolve_device, seed_everything
@@ -302,7 +302,7 @@ class Pipeline:
         artifact.record["evaluation"] = outcome
 
     def report(self) -> dict:
-        from codi_kit.report import write_run_report
+        from codi_kit.report.run_report import write_run_report
 
         self.evaluate()
         original = self.original_data_baseline()
@@ -348,7 +348,7 @@ class Pipeline:
         generated = self.artifacts["generate"].meta()
         trained = self.artifacts.get("train")
         labelled = self.artifacts.get("label")
-        from codi_kit.versions import versions
+        from codi_kit.run.versions import versions
 
         return {
             "env": self.config["env"]["name"],

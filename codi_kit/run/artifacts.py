@@ -16,10 +16,10 @@ from pathlib import Path
 
 import attrs
 
-from codi_kit import tensorboard_log
-from codi_kit.atomic import atomic_directory, write_json
+from codi_kit.run import tensorboard_log
+from codi_kit.run.atomic import atomic_directory, write_json
 from codi_kit.progress import say
-from codi_kit.versions import versions
+from codi_kit.run.versions import versions
 
 
 def content_key(value) -> str:

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from codi_kit.dataset import Dataset
-from codi_kit.nets import mlp
+from codi_kit.data.dataset import Dataset
+from codi_kit.learners.nets import mlp
 from codi_kit.progress import progress_bar
 from codi_kit.torch_utils import adam
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from codi_kit.atomic import atomic_path
+from codi_kit.run.atomic import atomic_path
 from codi_kit.errors import DatasetError
 
 # field -> (dtype kind it must have, dims spelled with E episodes, T steps, N agents, O obs, K actions, S state)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from codi_kit.nets import SharedAgentNetwork, masked_logits
+from codi_kit.learners.nets import SharedAgentNetwork, masked_logits
 from codi_kit.policy import Policy, sample_available
-from codi_kit.recurrent import RecurrentAgent
+from codi_kit.learners.recurrent import RecurrentAgent
 
 
 def save_policy(policy, folder: Path) -> None:

@@ -6,12 +6,12 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.env import EnvAdapter
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import PerAgentMixture, RandomPolicy
 from codi_kit.progress import warn
-from codi_kit.rollout import rollout
+from codi_kit.envs.rollout import rollout
 
 PROTOCOLS = ("imbalanced", "balanced", "random")
 COLLECT_STREAM, EXPERT_STREAM, REFERENCE_STREAM = 0, 1, 5  # 2, 3: evaluation (evaluate.py)

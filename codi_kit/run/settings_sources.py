@@ -10,7 +10,7 @@ from pathlib import Path
 import attrs
 
 from codi_kit import plugins
-from codi_kit.config import DEFAULTS, PLUGIN_SECTIONS, PROFILES, build_config, plugin_settings
+from codi_kit.run.config import DEFAULTS, PLUGIN_SECTIONS, PROFILES, build_config, plugin_settings
 
 
 @attrs.frozen

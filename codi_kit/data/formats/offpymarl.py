@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.errors import CodiKitError, DatasetError
 
 SIDECAR = "codi-kit.json"

@@ -5,7 +5,7 @@ agent, a GRU over the episode whose input at step t is o_t, the agent's own last
 History matters on imbalanced data even where observations are Markov: an agent that has acted
 like the expert so far is the episode's expert, so a recurrent clone can follow the expert's
 mode of the data instead of the mixture of all agents' actions. Its policy, which carries the
-hidden state through a rollout, is ``codi_kit.torch_policy.RecurrentPolicy``.
+hidden state through a rollout, is ``codi_kit.learners.torch_policy.RecurrentPolicy``.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from codi_kit.dataset import Dataset
-from codi_kit.dataset_parts import DatasetParts
+from codi_kit.data.dataset import Dataset
+from codi_kit.data.parts import DatasetParts
 
 
 class RecurrentAgent(nn.Module):

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from codi_kit.collect import Normalization
+from codi_kit.data.collect import Normalization
 from codi_kit.env import EnvAdapter
 from codi_kit.policy import Policy
-from codi_kit.probes import QualityScore, WinRate, probe
-from codi_kit.rollout import rollout
+from codi_kit.envs.probes import QualityScore, WinRate, probe
+from codi_kit.envs.rollout import rollout
 
 EVALUATION_STREAM = 2
 TRAINING_EVALUATION_STREAM = 3  # periodic evaluation during training never sees the final test episodes

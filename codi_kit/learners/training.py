@@ -7,7 +7,7 @@ import attrs
 import torch
 from torch import nn
 
-from codi_kit.evaluate import TRAINING_EVALUATION_STREAM, evaluate
+from codi_kit.envs.evaluate import TRAINING_EVALUATION_STREAM, evaluate
 from codi_kit.learn import LearnRequest
 from codi_kit.policy import Policy
 from codi_kit.progress import progress_bar

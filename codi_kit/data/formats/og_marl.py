@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.env import EnvSpec, team_reward_of
 from codi_kit.errors import CodiKitError, DatasetError
-from codi_kit.formats.stream import episodes_from_stream
+from codi_kit.data.formats.stream import episodes_from_stream
 
 NEEDED = ("observations", "actions", "rewards", "terminals")
 

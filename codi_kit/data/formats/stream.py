@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 
 
 def episodes_from_stream(ends: np.ndarray, **streams: np.ndarray) -> Dataset:

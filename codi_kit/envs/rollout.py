@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.env import EnvAdapter
 from codi_kit.policy import Policy
 from codi_kit.progress import progress_bar

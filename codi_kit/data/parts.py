@@ -2,14 +2,14 @@
 
 ``Dataset.merge`` pads every episode to the longest, so 500000 one-step generated branches beside
 25-step episodes would take 25 times their size (about 6 GB on CN N = 3); the parts keep their own
-lengths, and ``codi_kit.replay.transitions`` flattens each part on its own.
+lengths, and ``codi_kit.data.replay.transitions`` flattens each part on its own.
 """
 from __future__ import annotations
 
 import attrs
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 
 
 @attrs.frozen

@@ -8,10 +8,10 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from codi_kit.dataset import Dataset
+from codi_kit.data.dataset import Dataset
 from codi_kit.labeling import QualityLabels
-from codi_kit.probes import DrawEpisode, probe
-from codi_kit.report import plot_learning_curve, pyplot, save_figure
+from codi_kit.envs.probes import DrawEpisode, probe
+from codi_kit.report.run_report import plot_learning_curve, pyplot, save_figure
 
 EXAMPLES = 3  # generated episodes drawn beside the real one
 

@@ -5,8 +5,8 @@ import attrs
 import numpy as np
 import torch
 
-from codi_kit.dataset import Dataset
-from codi_kit.dataset_parts import DatasetParts
+from codi_kit.data.dataset import Dataset
+from codi_kit.data.parts import DatasetParts
 
 
 @attrs.frozen

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 from rich.table import Table
 
-from codi_kit.atomic import atomic_path
-from codi_kit.generated_check import verdict
-from codi_kit.report_sections import Section, behaviour_section, buys_section, labels_section, run_section, sections
+from codi_kit.run.atomic import atomic_path
+from codi_kit.report.generated_check import verdict
+from codi_kit.report.sections import Section, behaviour_section, buys_section, labels_section, run_section, sections
 
 
 def write_text(path: Path, text: str) -> None:
@@ -59,7 +59,7 @@ def plot_learning_curve(metrics_file: Path, target: Path, title: str | None = No
 
 def write_run_report(root: Path, results: dict, artifacts: dict, env=None) -> None:
     """report.md of a finished run; ``env`` (the run's adapter) draws its episodes when it can."""
-    from codi_kit.run_figures import draw_run_figures
+    from codi_kit.report.figures import draw_run_figures
 
     lines = [f"# codi-kit run: {results.get('augmenter')} + {results.get('learner')} on {results.get('env')}", ""]
     shortfall = results.get("generation_shortfall")

@@ -1,0 +1,1 @@
+"""Offline multi-agent data: the dataset schema, collection, replay and other tools' formats."""

@@ -1,0 +1,1 @@
+"""The staged run: the pipeline over a run directory, its stage store, settings and their layers."""
