@@ -11,8 +11,7 @@ from codi_kit.envs.codec import identity_codec
 from codi_kit.diffusion.dynamics import DynamicsModels
 from codi_kit.diffusion.guidance import agent_conditions
 from codi_kit.diffusion.model import Architecture, DiffusionModel, Normaliser
-from codi_kit.diffusion.regenerate import repair_segments
-from codi_kit.diffusion.settings import DiffusionSettings
+from codi_kit.diffusion.regenerate import MADiTSSettings, repair_segments
 from codi_kit.mbts.augmenter import MBTSSettings
 from codi_kit.mbts.ensemble import Ensemble
 from codi_kit.mbts.stitch import Trajectories, stitch
@@ -75,8 +74,7 @@ def tiny_model(resimulate_dataset_features=4) -> DiffusionModel:
 @pytest.mark.parametrize("resimulate", [False, True])
 def test_madits_re_denoises_only_the_agents_it_calls_bad(resimulate):
     model = tiny_model()
-    settings = DiffusionSettings(use_labels=False, compose=False, sampling_steps=3, resimulate=resimulate,
-                                 regenerate_bad_agents=True)
+    settings = MADiTSSettings(use_labels=False, compose=False, sampling_steps=3, resimulate=resimulate)
     generator = torch.Generator().manual_seed(1)
     first = torch.randn(16, 3, 4)
     conditions = agent_conditions(torch.full((16,), 0.5), 3, weight=1.2, compose=False, use_labels=False)

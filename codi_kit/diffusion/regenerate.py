@@ -9,6 +9,20 @@ import attrs
 import torch
 
 from codi_kit.diffusion.attribution import bad_agents, reward_attribution
+from codi_kit.diffusion.settings import DiffusionSettings, sampling
+
+
+@attrs.frozen
+class MADiTSSettings(DiffusionSettings):
+    """The diffusion settings with MADiTS's own: both only generation reads."""
+
+    regenerate_bad_agents: bool = sampling(True)  # re-denoise the agents integrated gradients find earn least (partially_noise)
+    attribution_steps: int = sampling(10)  # interpolation points of those integrated gradients (the authors' each_ig_step_num)
+
+
+def repairs(settings) -> bool:
+    """Whether accepted segments are repaired: MADiTS's settings say so; no other augmenter has them."""
+    return bool(getattr(settings, "regenerate_bad_agents", False))
 
 
 @attrs.frozen

@@ -105,8 +105,6 @@ class DiffusionSettings:
     max_resamples: int = sampling(3)  # per segment, before the trajectory restarts from a new o_0
     max_restarts: int = sampling(5)  # per trajectory, before it is given up
     branch_length: int = sampling(0)  # 0: whole episodes from initial states (the paper); L: L-step rollouts from every real step
-    regenerate_bad_agents: bool = sampling(False)  # MADiTS: re-denoise the agents integrated gradients find earn least
-    attribution_steps: int = sampling(10)  # interpolation points of those integrated gradients (the authors' each_ig_step_num)
     resimulate: bool = sampling(False)  # states after a segment's first are f_fwd's under its actions (exactly consistent)
     diagnostics_segments: int = sampling(256)
 

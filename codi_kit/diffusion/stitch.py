@@ -10,7 +10,7 @@ import torch
 
 from codi_kit.data.dataset import Dataset
 from codi_kit.diffusion.guidance import sampling_conditions
-from codi_kit.diffusion.regenerate import repair_segments
+from codi_kit.diffusion.regenerate import repair_segments, repairs
 from codi_kit.progress import progress_bar
 
 
@@ -175,7 +175,7 @@ class Stitcher:
         worst = error.max(dim=1).values
         self.stats.consistency_error_sum += float(worst.sum())
         accepted = worst <= self.threshold
-        if self.settings.regenerate_bad_agents and bool(accepted.any()):
+        if repairs(self.settings) and bool(accepted.any()):
             states, actions, accepted = self._repair(segments, states, actions, accepted, rtg)
         return states, actions, accepted.cpu().numpy()
 

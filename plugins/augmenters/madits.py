@@ -6,16 +6,15 @@ import attrs
 
 import codi_kit
 from codi_kit.diffusion.augmenter import DiffusionAugmenter
-from codi_kit.diffusion.settings import DiffusionSettings
+from codi_kit.diffusion.regenerate import MADiTSSettings
 
 
 class MADiTS(DiffusionAugmenter):
     @attrs.frozen
-    class Config(DiffusionSettings):
+    class Config(MADiTSSettings):
         use_labels: bool = False
         compose: bool = False
         guidance_weight: float = 1.2  # condition_guidance_w, as MADiff (lilh76/CODI syn_spread.yaml)
-        regenerate_bad_agents: bool = True  # the authors' partially_noise
 
 
 @codi_kit.hookimpl
