@@ -119,7 +119,7 @@ def main(device, dataset_path, seconds, guidance_batch, name):
     device = torch.device(device)
     dataset = Dataset.load(dataset_path)
     profiles = {"paper (U-Net)": DiffusionSettings(**PROFILES["paper"]),
-                "quick (MLP)": DiffusionSettings(**{**PROFILES["quick"], "target": "observations"})}
+                "quick (MLP)": DiffusionSettings(**{**PROFILES["quick"], "diffused": "observations"})}
     training = {label: training_rate(settings, dataset, device, seconds) for label, settings in profiles.items()}
     guidance = {label: guidance_rate(settings, dataset, device, guidance_batch) for label, settings in profiles.items()}
     save(name, {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",

@@ -72,7 +72,7 @@ class EnvAdapter(abc.ABC):
 
     def state_codec(self):
         """Optional: a ``codi_kit.envs.codec.StateCodec``, a compact per-agent state the diffusion
-        augmenters may generate instead of observations (``augmenter.target``); None: none."""
+        augmenters may generate instead of observations (``augmenter.diffused``); None: none."""
         return None
 
     def close(self) -> None:

@@ -64,7 +64,7 @@ def test_every_generated_action_is_available_under_the_stored_mask(resimulate, c
     settings = DiffusionSettings(sampling_steps=2, generation_batch=8, use_labels=False, compose=False,
                                  consistency_threshold=1e9, resimulate=resimulate)
     starts = model.normaliser.normalise(torch.as_tensor(cn_dataset.obs[:, 0])).numpy()
-    generated = Stitcher(model, settings, starts, 0.0, 0).generate(6, cn_dataset, steps=4)
+    generated = Stitcher(model, settings, starts, 0.0, 0).generate(6, cn_dataset, length=4)
     valid = generated.step_mask()
     taken = np.take_along_axis(generated.avail_actions, generated.actions[..., None], -1)[..., 0]
     assert taken[valid].all()  # every generated action is available under its stored mask

@@ -257,7 +257,7 @@ def test_failed_segments_are_resampled_then_restarted_then_given_up(denoiser, cn
 
 # the paper's path: 8-step segments of states, actions by f_inv, whole stitched episodes
 PAPER_PATH = [f"augmenter.{setting}" for setting in (
-    "horizon=8", "diffuse_actions=false", "first_step_input=false", "noise_floor=0", "sampling_steps=4",
+    "horizon=8", "diffuse_actions=false", "observation_input=false", "noise_floor=0", "sampling_steps=4",
     "branch_length=0", "keep_fraction=0.5", "guidance_scope=\"joint\"", "resimulate=false")]
 
 
@@ -338,7 +338,7 @@ def test_branches_start_at_real_steps_and_last_branch_length_steps(cn_dataset):
     assert targets.max() == pytest.approx(late)  # the last step's return-to-go is the least negative
     settings = DiffusionSettings(sampling_steps=2, generation_batch=8, use_labels=False, compose=False,
                                  consistency_threshold=1e9)
-    generated = Stitcher(model, settings, starts, targets, 0).generate(12, cn_dataset, steps=2)
+    generated = Stitcher(model, settings, starts, targets, 0).generate(12, cn_dataset, length=2)
     # two steps and the state the second leads to, marked truncated: a learner bootstraps from it
     assert (generated.lengths == 3).all() and generated.padded_length == 3 and generated.truncated.all()
     assert generated.transition_mask().sum() == 2 * generated.episodes

@@ -73,14 +73,14 @@ class DiffusionAugmenter(Augmenter):
         train(model, segments, diffused, settings, context, f"train {type(self).__name__}")  # 2. Eq. 5-6, Eq. 9
         delta = consistency_threshold(model, segments, settings.consistency_quantile, context.seed)  # 3. delta
         model.save(context.workdir)
-        return {"horizon": settings.horizon, "target": model.normaliser.codec.name, "consistency_threshold": delta,
+        return {"horizon": settings.horizon, "diffused": model.normaliser.codec.name, "consistency_threshold": delta,
                 "updates": model.updates, "segments": int(len(segments.x))}
 
     def untrained(self, request: FitRequest) -> tuple[DiffusionModel, Dataset]:
         """The model to train (seeded) and the dataset in what is diffused (its ``obs`` are the env's
-        compact states when ``target="state"`` and the env has a codec, else the observations)."""
+        compact states when ``diffused="state"`` and the env has a codec, else the observations)."""
         settings, dataset, context = self.config, request.dataset, request.context
-        codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
+        codec = training_codec(context.env, settings.diffused, dataset.obs[: min(64, dataset.episodes)])
         diffused = attrs.evolve(dataset, obs=codec.encode(dataset.obs))
         normaliser = Normaliser.fit(dataset, codec, context.device)
         restricted = dataset.avail_actions is not None and not dataset.avail_actions[dataset.step_mask()].all()

@@ -81,7 +81,7 @@ LABEL_EMBEDDINGS = ("own", "team")
 
 class Conditioning(nn.Module):
     """[B*N, C] per agent stream: step + return-to-go (masked) for the whole team, plus the quality
-    labels, plus an agent embedding; with ``observation`` > 0 also agent i's clean observation of
+    labels, plus an agent embedding; with ``observation_features`` > 0 also agent i's clean observation of
     the segment's first step (given at generation), in its own frame.
 
     ``label_embedding`` says what stream i reads of the labels:
@@ -101,7 +101,7 @@ class Conditioning(nn.Module):
     *this* state; the first observation as a clean conditioning input is what state-dependent
     behaviour is read from."""
 
-    def __init__(self, agents: int, width: int, observation: int = 0, activation: str = "mish",
+    def __init__(self, agents: int, width: int, observation_features: int = 0, activation: str = "mish",
                  label_embedding: str = "own"):
         super().__init__()
         if label_embedding not in LABEL_EMBEDDINGS:
@@ -116,17 +116,17 @@ class Conditioning(nn.Module):
             self.label_mlp = nn.Sequential(nn.Linear(1 + agents, width), act(), nn.Linear(width, width))
             self.team_label_mlp = nn.Sequential(nn.Linear(agents * width, width), act(), nn.Linear(width, width))
         self.agent_embedding = nn.Embedding(agents, width)
-        self.observation_mlp = nn.Sequential(nn.Linear(observation, 2 * width), act(), nn.Linear(2 * width, width)) \
-            if observation else None
+        self.observation_mlp = nn.Sequential(nn.Linear(observation_features, 2 * width), act(), nn.Linear(2 * width, width)) \
+            if observation_features else None
 
-    def forward(self, k, return_to_go, return_mask, labels, label_mask, observation=None) -> torch.Tensor:
-        """``observation`` [B,N,O]: each agent's normalised observation of the segment's first step."""
+    def forward(self, k, return_to_go, return_mask, labels, label_mask, first_observation=None) -> torch.Tensor:
+        """``first_observation`` [B,N,O]: each agent's normalised observation of the segment's first step."""
         batch = k.shape[0]
         team = self.step_mlp(step_embedding(k, self.step_mlp[0].in_features))
         team = team + self.return_mlp(torch.stack([return_to_go * return_mask, return_mask], -1))
         per_agent = team[:, None] + self.agent_embedding.weight[None] + self.labels(labels, label_mask)
         if self.observation_mlp is not None:
-            per_agent = per_agent + self.observation_mlp(observation)
+            per_agent = per_agent + self.observation_mlp(first_observation)
         return per_agent.reshape(batch * self.agents, -1)
 
     def labels(self, labels: torch.Tensor, label_mask: torch.Tensor) -> torch.Tensor:
@@ -148,7 +148,7 @@ class AgentUnet(nn.Module):
     Attention across agents at the bottom level and after every decoder level (MADiff)."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 128, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, multipliers: tuple[int, ...] = (1, 2), activation: str = "mish",
+                 observation_features: int = 0, multipliers: tuple[int, ...] = (1, 2), activation: str = "mish",
                  label_embedding: str = "own"):
         super().__init__()
         self.prediction = prediction  # what the output is: "noise" eps, "sample" x_0 or "velocity" v
@@ -159,7 +159,7 @@ class AgentUnet(nn.Module):
             raise ValueError(f"U-Net multipliers {tuple(multipliers)}: at least two levels")
         self.agents, self.horizon = agents, horizon
         condition = width
-        self.condition = Conditioning(agents, condition, observation, activation, label_embedding)
+        self.condition = Conditioning(agents, condition, observation_features, activation, label_embedding)
         channels = [width * m for m in multipliers]
 
         def block(channels_in, channels_out):
@@ -183,9 +183,9 @@ class AgentUnet(nn.Module):
             previous = level
         self.out = nn.Conv1d(channels[0], feature_dim, 1)
 
-    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, first_observation=None):
         batch, horizon, agents, features = x.shape
-        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, observation)
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, first_observation)
         hidden = x.permute(0, 2, 3, 1).reshape(batch * agents, features, horizon)
         skips = []
         for blocks, downsample in zip(self.down, self.downsample):
@@ -233,17 +233,17 @@ class AgentMlp(nn.Module):
     the training samples the conditional motion needs at small compute."""
 
     def __init__(self, feature_dim: int, agents: int, width: int = 256, horizon: int = 8, prediction: str = "noise",
-                 observation: int = 0, depth: int = 3, activation: str = "mish", label_embedding: str = "own"):
+                 observation_features: int = 0, depth: int = 3, activation: str = "mish", label_embedding: str = "own"):
         super().__init__()
         self.prediction, self.agents, self.horizon = prediction, agents, horizon
-        self.condition = Conditioning(agents, width, observation, activation, label_embedding)
+        self.condition = Conditioning(agents, width, observation_features, activation, label_embedding)
         self.embed = nn.Linear(horizon * feature_dim, width)
         self.blocks = nn.ModuleList([MixerBlock(width, agents, activation) for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, horizon * feature_dim))
 
-    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, observation=None):
+    def forward(self, x, k, return_to_go, return_mask, labels, label_mask, first_observation=None):
         batch, horizon, agents, features = x.shape
-        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, observation)
+        condition = self.condition(k, return_to_go, return_mask, labels, label_mask, first_observation)
         tokens = self.embed(x.permute(0, 2, 1, 3).reshape(batch * agents, horizon * features))
         for block in self.blocks:
             tokens = block(tokens, condition)

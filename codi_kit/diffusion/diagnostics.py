@@ -161,7 +161,7 @@ def conditioning_report(model: DiffusionModel, settings, data: SegmentData, env,
     ``settings.diagnostics_segments`` segments; the two readings a person needs are said."""
     count = settings.diagnostics_segments
     report = {
-        "target": model.normaliser.codec.name,
+        "diffused": model.normaliser.codec.name,
         "consistency_threshold": settings.consistency_threshold or model.consistency_threshold,
         "target_return": target_return * model.normaliser.return_scale, "updates": model.updates,
         "label_sensitivity": label_sensitivity(model, data, count, seed),

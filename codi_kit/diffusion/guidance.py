@@ -75,11 +75,11 @@ def sampling_conditions(settings, return_to_go: torch.Tensor, agents: int, good:
 
 
 def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Conditions,
-                  observation: torch.Tensor | None = None) -> torch.Tensor:
+                  first_observation: torch.Tensor | None = None) -> torch.Tensor:
     """out_u + sum_i w_i (out_i - out_u) (Eq. 8), or with ``conditions.return_weight`` the nested
     out_u + w_R (out_R - out_u) + sum_i w_i (out_i - out_R); every prediction from a single batched
     forward. The outputs are whatever the denoiser predicts (noise, sample or v); each is linear in
-    the noise, so composing them is composing the noise estimates. ``observation`` [B,N,O] (the
+    the noise, so composing them is composing the noise estimates. ``first_observation`` [B,N,O] (the
     agents' first observations, for a denoiser that reads them) is the same under every condition."""
     batch, agents = x.shape[0], x.shape[2]
     nested = conditions.return_weight is not None
@@ -91,7 +91,7 @@ def guided_output(denoiser, x: torch.Tensor, k: torch.Tensor, conditions: Condit
     labels = torch.cat([no_labels, conditions.labels])
     label_mask = torch.cat([no_labels, conditions.label_mask])
     slots = return_to_go.shape[0]
-    extra = () if observation is None else (observation.repeat(slots, 1, 1),)
+    extra = () if first_observation is None else (first_observation.repeat(slots, 1, 1),)
     outputs = denoiser(x.repeat(slots, 1, 1, 1), k.repeat(slots), return_to_go.reshape(-1), return_mask.reshape(-1),
                        labels.reshape(-1, agents), label_mask.reshape(-1, agents), *extra)
     outputs = outputs.view(slots, batch, *x.shape[1:])

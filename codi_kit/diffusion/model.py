@@ -60,7 +60,7 @@ class Architecture:
                             denoiser=settings.denoiser, width=settings.width, prediction=settings.prediction,
                             diffusion_steps=settings.diffusion_steps, dynamics_hidden=settings.dynamics_hidden,
                             ema_decay=settings.ema_decay, codec=codec.name, diffuse_actions=settings.diffuse_actions,
-                            observation_input=observation_features * settings.first_step_input,
+                            observation_input=observation_features * settings.observation_input,
                             unet_multipliers=settings.unet_multipliers, availability=availability,
                             activation=settings.activation, label_embedding=settings.label_embedding)
 
@@ -134,7 +134,7 @@ class DiffusionModel(nn.Module):
         self.normaliser = normaliser
         shape = {"multipliers": a.unet_multipliers} if a.denoiser == "unet" else {}
         self.denoiser = DENOISERS[a.denoiser](a.channels, a.agents, a.width, a.horizon, a.prediction,
-                                              observation=a.observation_input, activation=a.activation,
+                                              observation_features=a.observation_input, activation=a.activation,
                                               label_embedding=a.label_embedding, **shape)
         self.ema = AveragedModel(self.denoiser, multi_avg_fn=get_ema_multi_avg_fn(a.ema_decay), use_buffers=True)
         self.dynamics = DynamicsModels(a.features, a.agents, a.actions, a.dynamics_hidden, normaliser.held, a.availability)
@@ -197,9 +197,9 @@ class DiffusionModel(nn.Module):
                generator: torch.Generator, given: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Segments [B,H,N,C] (normalised) from the given first states ``first`` [B,N,D]; with ``keep``
         [B,N], those agents' channels are held at ``given`` [B,H,N,C] (re-denoising the others)."""
-        observation = self.normaliser.observation_input(first) if self.architecture.observation_input else None
+        first_observation = self.normaliser.observation_input(first) if self.architecture.observation_input else None
         return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions, steps, eta,
-                               generator, self.normaliser.held, spacing, self.architecture.channels, observation,
+                               generator, self.normaliser.held, spacing, self.architecture.channels, first_observation,
                                given, keep)
 
     @torch.no_grad()

@@ -31,11 +31,11 @@ def inpaint(x: torch.Tensor, first: torch.Tensor, known: torch.Tensor) -> torch.
 def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
                     sampling_steps: int, eta: float, generator: torch.Generator,
                     held: torch.Tensor | None = None, spacing: str = "uniform", channels: int | None = None,
-                    observation: torch.Tensor | None = None, given: torch.Tensor | None = None,
+                    first_observation: torch.Tensor | None = None, given: torch.Tensor | None = None,
                     keep: torch.Tensor | None = None) -> torch.Tensor:
     """Segments [B,H,N,C] (normalised) starting exactly at the state ``first`` [B,N,F]; the ``held``
     features [F] (bool) keep their first value at every step. ``channels`` C (default F) is the
-    denoiser's width per agent and step: state features, then any action channels; ``observation``
+    denoiser's width per agent and step: state features, then any action channels; ``first_observation``
     [B,N,O] the agents' first observations, for a denoiser that reads them. ``keep`` [B,N] (bool):
     agents whose every channel is taken from the segments ``given`` [B,H,N,C] at every step."""
     batch, agents, features = first.shape
@@ -48,7 +48,7 @@ def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, hor
     x = inpaint_all(torch.randn((batch, horizon, agents, channels or features), generator=generator).to(first.device))
     steps = schedule.sampling_steps(sampling_steps, spacing)
     for k, k_previous in zip(steps, steps[1:] + [0]):
-        output = guided_output(denoiser, x, torch.full((batch,), k, device=first.device), conditions, observation)
+        output = guided_output(denoiser, x, torch.full((batch,), k, device=first.device), conditions, first_observation)
         noise = schedule.noise_from(denoiser.prediction, x, k, output)
         x = inpaint_all(schedule.ddim_step(x, noise, k, k_previous, eta, generator))
     return x

@@ -49,14 +49,14 @@ def training_settings(settings, base_class: type | None = None) -> dict:
 class DiffusionSettings:
     # -- what is learned (train) --------------------------------------------------------------
     use_labels: bool = True  # condition on quality labels z (CODI) or on return-to-go alone (MADiff)
-    target: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))
+    diffused: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))
     # "state": the env's compact state codec when it offers one (else observations); "observations"
     horizon: int = 8  # segment length H (the paper's 8); with labels at most label.horizon (see DiffusionAugmenter)
     diffuse_actions: bool = False  # each agent's action one-hot is diffused beside its state (the authors' use_action)
     action_weight: float = 10.0  # loss weight of the first step's action channels (Diffuser's and the authors' action_weight)
     noise_floor: float = 0.0  # training draws noise levels from noise_floor x K to K (0: all of them)
     rounding_weight: float = 0.0  # cross-entropy of the diffused actions' implied x_0 (Diffusion-LM's rounding loss)
-    first_step_input: bool = False  # the denoiser reads each agent's clean first observation (own frame) as a condition
+    observation_input: bool = False  # the denoiser reads each agent's clean first observation (own frame) as a condition
     prediction: str = attrs.field(default="velocity", validator=attrs.validators.in_(("noise", "sample", "velocity")))
     # the denoiser predicts the noise (Eq. 1-2), the clean segment (Diffuser's predict_epsilon=False)
     # or v = sqrt(a) eps - sqrt(1-a) x_0 (Salimans & Ho 2022)
@@ -120,7 +120,7 @@ class DiffusionSettings:
 # SiLU instead of Mish: a faster step on a CPU; with 3000 updates of 512 the quick run's BC gain over
 # three seeds is what the Mish recipe before it gave (benchmarks/results/run_time.json); at 6000 x 256
 # one SiLU model's data gave BC 0.29 against Mish's 0.34 (train_budget.json, seed 0).
-CPU_PATH = {"denoiser": "mlp", "horizon": 2, "diffuse_actions": True, "first_step_input": True,
+CPU_PATH = {"denoiser": "mlp", "horizon": 2, "diffuse_actions": True, "observation_input": True,
             "prediction": "sample", "learning_rate": 1e-3, "noise_floor": 0.9, "rounding_weight": 1.0,
             "sampling_steps": 1, "guidance_scope": "own", "branch_length": 1, "resimulate": True,
             "keep_fraction": 1.0, "ema_every": 1, "activation": "silu"}
@@ -148,7 +148,7 @@ PROFILES = {
     # README lists every difference and its reason. Batch 32 x 2 gradient accumulation = batch 64.
     # The consistency threshold stays calibrated on real data: the authors' 0.01 is a mean squared
     # error in CDF-normalised units ([-1, 1]), which ours (standardised features) are not.
-    "paper": {"denoiser": "unet", "width": 128, "unet_multipliers": (1, 4, 8), "horizon": 8, "target": "observations",
+    "paper": {"denoiser": "unet", "width": 128, "unet_multipliers": (1, 4, 8), "horizon": 8, "diffused": "observations",
               "diffuse_actions": True, "action_weight": 10.0, "prediction": "noise", "diffusion_steps": 200,
               "train_steps": 500000, "batch_size": 64, "learning_rate": 2e-4, "ema_decay": 0.995,
               "label_dropout": 0.25, "condition_dropout": 0.25, "sampling_steps": 15, "sampling_spacing": "uniform",

@@ -85,29 +85,29 @@ class Stitcher:
                     batch = [t for t in batch if t not in finished]
         return done
 
-    def generate(self, episodes: int, original: Dataset, steps: int = 0) -> Dataset:
-        """``episodes`` generated episodes of ``steps`` steps (0: as long as ``original``'s), in its
+    def generate(self, episodes: int, original: Dataset, length: int = 0) -> Dataset:
+        """``episodes`` generated episodes of ``length`` steps (0: as long as ``original``'s), in its
         schema (observations). A branch shorter than the original's episodes is stored at its own
         length plus the state its last action leads to, marked ``truncated`` so that learners
         bootstrap from it instead of reading the branch's end as the episode's."""
-        branch = bool(steps) and steps < original.padded_length
-        steps = steps or original.padded_length
-        stored = steps + branch  # a branch keeps the observation after its last step
-        trajectories = self.run(episodes, steps)
+        branch = bool(length) and length < original.padded_length
+        length = length or original.padded_length
+        stored = length + branch  # a branch keeps the observation after its last step
+        trajectories = self.run(episodes, length)
         count, agents = len(trajectories), original.agents
         obs = np.zeros((count, stored, agents, original.obs.shape[-1]), np.float32)
         actions = np.zeros((count, stored, agents), np.int64)
         rewards = np.zeros((count, stored), np.float32)
         # the availability model's masks at every generated state (every action where the data had no masks)
         avail = np.ones((count, stored, agents, self.model.architecture.actions), bool)
-        if trajectories:  # every trajectory has at least ``steps`` steps: decode them all at once
+        if trajectories:  # every trajectory has at least ``length`` steps: decode them all at once
             states = torch.stack([torch.stack(trajectory.obs[:stored]) for trajectory in trajectories])
             obs[:] = self.model.normaliser.observations(states)
-            actions[:, :steps] = torch.stack([torch.stack(trajectory.actions[:steps]) for trajectory in trajectories]).cpu().numpy()
-            rewards[:, :steps] = np.asarray([trajectory.rewards[:steps] for trajectory in trajectories], np.float32)
+            actions[:, :length] = torch.stack([torch.stack(trajectory.actions[:length]) for trajectory in trajectories]).cpu().numpy()
+            rewards[:, :length] = np.asarray([trajectory.rewards[:length] for trajectory in trajectories], np.float32)
             if self.model.dynamics.availability is not None:
                 avail[:] = self.model.dynamics.available(states).cpu().numpy()
-            actions[:, steps:] = avail[:, steps:].argmax(-1)  # the bootstrap step's padding action, an available one
+            actions[:, length:] = avail[:, length:].argmax(-1)  # the bootstrap step's padding action, an available one
         return Dataset(obs=obs, actions=actions, rewards=rewards, lengths=np.full(count, stored, np.int64),
                        avail_actions=avail, truncated=np.full(count, branch) if branch else None,
                        meta=dict(original.meta, source="generated"))

@@ -35,16 +35,16 @@ def identity_codec() -> StateCodec:
     return StateCodec("observations", lambda obs: obs, lambda state: state)
 
 
-def training_codec(env, target: str, obs: np.ndarray) -> StateCodec:
-    """The codec for ``augmenter.target``: the env's state codec for "state" when it offers one (and
+def training_codec(env, diffused: str, obs: np.ndarray) -> StateCodec:
+    """The codec for ``augmenter.diffused``: the env's state codec for "state" when it offers one (and
     it rebuilds ``obs``), else the observations themselves."""
-    codec = env.state_codec() if target == "state" else None
+    codec = env.state_codec() if diffused == "state" else None
     if codec is None:
         return identity_codec()
     try:
         codec.check(obs)
     except ValueError as error:
-        raise CodiKitError(f"env {env.spec.name!r}: {error}; set augmenter.target=observations") from None
+        raise CodiKitError(f"env {env.spec.name!r}: {error}; set augmenter.diffused=observations") from None
     return codec
 
 

@@ -23,7 +23,7 @@ from codi_kit.progress import say
 @attrs.frozen
 class MBTSSettings:
     # -- the ensemble (train: these key the trained models) ----------------------------------------
-    target: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))  # as the diffusion augmenters
+    diffused: str = attrs.field(default="state", validator=attrs.validators.in_(("state", "observations")))  # as the diffusion augmenters
     members: int = 5  # forward models kept (the authors: 5 of 7, MBTS/TrajectoryStitching.py)
     hidden: int = 256  # as the diffusion augmenters' dynamics models (the authors' forward models: 200)
     train_steps: int = 4000  # updates per member
@@ -50,7 +50,7 @@ class MBTSAugmenter(Augmenter):
 
     def fit(self, request: FitRequest) -> dict:
         settings, dataset, context = self.config, request.dataset, request.context
-        codec = training_codec(context.env, settings.target, dataset.obs[: min(64, dataset.episodes)])
+        codec = training_codec(context.env, settings.diffused, dataset.obs[: min(64, dataset.episodes)])
         normaliser = Normaliser.fit(dataset, codec, context.device)
         states = attrs.evolve(dataset, obs=codec.encode(dataset.obs))
         torch.manual_seed(context.seed)
@@ -60,7 +60,7 @@ class MBTSAugmenter(Augmenter):
         curve = ensemble.fit(transitions(states, context.device), settings.train_steps, settings.batch_size,
                              settings.learning_rate, context.seed, context.log_metrics)
         ensemble.eval().save(context.workdir)
-        return {"target": codec.name, "members": settings.members, "final_losses": curve}
+        return {"diffused": codec.name, "members": settings.members, "final_losses": curve}
 
     def generate(self, request: GenerateRequest) -> Generated:
         settings, dataset, context = self.config, request.dataset, request.context
