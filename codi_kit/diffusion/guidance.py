@@ -41,8 +41,8 @@ def agent_conditions(return_to_go: torch.Tensor, agents: int, *, weight: float, 
     imbalanced data makes the conditions exclusive (when agent j is the expert, agent i is not),
     so the denoiser learns that "agent j is good" pushes agent i *away* from expert behaviour;
     composed over every j with Eq. 8's joint scope those pushes add up against the condition on i
-    itself (measured: agreement with the expert at real expert states 0.64 unconditional, 0.43
-    composed jointly, 0.79 composed with own scope). ``"joint"`` is Eq. 8 as written.
+    itself (agreement with the expert at real expert states: README "What the CPU path buys",
+    benchmarks/results/exp-h2-own.json). ``"joint"`` is Eq. 8 as written.
 
     ``composition`` (composed conditions only): ``"eq8"`` as the authors compute it (lilh76/CODI
     ``diffusion.py``): eps_u + w sum_i (eps_{R,z_i} - eps_u), every term carrying the return, so

@@ -109,17 +109,14 @@ class DiffusionSettings:
     diagnostics_segments: int = sampling(256)
 
 
-# What a CPU budget can learn (quality issue, CN N=3, 2000 imbalanced episodes, 2 cores; numbers in
-# the README): segments of H = 2 with each agent's action diffused beside its state and each
-# agent's clean first observation as a condition; the denoiser trained on the top 10% of noise
-# levels and sampled with one denoising step from pure noise (a conditional-mean decision of the
-# first action: measured 0.61-0.65 agreement with the expert at real states under "all good",
-# against 0.46 for 10-step sampling of a denoiser trained on every level); one generated
-# transition branched off every real step (whole episodes compound errors: 0.68 at the first step,
-# 0.07 by the fifth).
-# SiLU instead of Mish: a faster step on a CPU; with 3000 updates of 512 the quick run's BC gain over
-# three seeds is what the Mish recipe before it gave (benchmarks/results/run_time.json); at 6000 x 256
-# one SiLU model's data gave BC 0.29 against Mish's 0.34 (train_budget.json, seed 0).
+# What a CPU budget can learn (the quality issue, CN N=3, 2000 imbalanced episodes, 2 cores; README
+# "What the CPU path buys" gives the numbers, benchmarks/results/generator*.json, exp-*.json and
+# train_budget.json hold them): segments of H = 2 with each agent's action diffused beside its
+# state and each agent's clean first observation as a condition; the denoiser trained on the top
+# 10% of noise levels and sampled with one denoising step from pure noise (a conditional-mean
+# decision of the first action, more expert-like at real states than 10-step sampling of a denoiser
+# trained on every level); one generated transition branched off every real step (whole episodes
+# compound errors); SiLU for a faster step on a CPU at the same BC gain (run_time.json).
 CPU_PATH = {"denoiser": "mlp", "horizon": 2, "diffuse_actions": True, "observation_input": True,
             "prediction": "sample", "learning_rate": 1e-3, "noise_floor": 0.9, "rounding_weight": 1.0,
             "sampling_steps": 1, "guidance_scope": "own", "branch_length": 1, "resimulate": True,

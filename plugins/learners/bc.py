@@ -33,8 +33,8 @@ def top_episodes(returns: np.ndarray, fraction: float) -> np.ndarray:
 
 class BehaviourCloning(Learner):
     # Calibrated on imbalanced CN: 5k steps at 2k episodes, longer overfits (learners issue).
-    # standard: at 20000 episodes BC gains from 20000 updates over 5000 (0.43 against 0.37, the
-    # paper-scale issue); early stopping on held-out loss keeps the best of them
+    # standard: at 20000 episodes BC gains from 20000 updates over 5000 (the paper-scale issue,
+    # benchmarks/results/paper-scale*.json); early stopping on held-out loss keeps the best of them
     PROFILES = {"smoke": {"steps": 300, "log_every": 100}, "quick": {"steps": 5000},
                 "standard": {"steps": 20000, "log_every": 500},
                 "paper": {"steps": 50000, "log_every": 1000, "evaluate_every": 10000}}
