@@ -78,7 +78,7 @@ def test_madits_re_denoises_only_the_agents_it_calls_bad(resimulate):
     generator = torch.Generator().manual_seed(1)
     first = torch.randn(16, 3, 4)
     conditions = agent_conditions(torch.full((16,), 0.5), 3, weight=1.2, compose=False, use_labels=False)
-    segments = model.sample(first, conditions, 3, 1.0, "uniform", generator)
+    segments = model.sample(first, conditions, sampling_steps=3, eta=1.0, spacing="uniform", generator=generator)
     states, actions, _ = model.transitions(segments, resimulate=resimulate)
     repair = repair_segments(model, settings, segments, states, actions, conditions, float("inf"), generator)
     assert repair.bad.any(1).float().mean() > 0.5 and not repair.bad.all(1).any()  # never every agent

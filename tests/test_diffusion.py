@@ -101,7 +101,7 @@ def test_first_observation_is_preserved_exactly(net):
     schedule = CosineSchedule(20)
     first = torch.randn(4, 3, 18)
     conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
-    segments = sample_segments(net, schedule, first, 8, conditions, 5, eta=1.0, generator=torch.Generator().manual_seed(0))
+    segments = sample_segments(net, schedule, first, 8, conditions, sampling_steps=5, eta=1.0, generator=torch.Generator().manual_seed(0))
     assert segments.shape == (4, 8, 3, 18)
     assert torch.equal(segments[:, 0], first)
 
@@ -111,7 +111,7 @@ def test_held_features_keep_their_first_value_at_every_step(net):
     held = torch.zeros(18, dtype=torch.bool)
     held[4:10] = True
     conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
-    segments = sample_segments(net, CosineSchedule(20), first, 8, conditions, 5, eta=1.0,
+    segments = sample_segments(net, CosineSchedule(20), first, 8, conditions, sampling_steps=5, eta=1.0,
                                generator=torch.Generator().manual_seed(0), held=held)
     assert torch.equal(segments[:, 0], first)
     assert torch.equal(segments[..., held], first[:, None, :, held].expand(-1, 8, -1, -1))
@@ -160,7 +160,8 @@ def test_the_first_action_is_generated_while_the_first_state_is_given():
     assert rows[0, :10].abs().sum() == 0 and rows[0, 10:].abs().sum() > 0  # a_0 is learned, s_0 is given
     first = torch.randn(4, 3, 10)
     conditions = agent_conditions(torch.rand(4), 3, weight=1.0, compose=True, use_labels=True)
-    segments = model.sample(first, conditions, 3, 1.0, "quadratic", torch.Generator().manual_seed(0))
+    segments = model.sample(first, conditions, sampling_steps=3, eta=1.0, spacing="quadratic",
+                           generator=torch.Generator().manual_seed(0))
     states, actions, error = model.transitions(segments, resimulate=True)
     assert torch.equal(states[:, 0], first) and actions.shape == (4, 7, 3) and error.shape == (4, 7)
     torch.testing.assert_close(actions, segments[:, :-1, :, 10:].argmax(-1))

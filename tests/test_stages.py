@@ -102,7 +102,8 @@ def test_a_saved_model_loads_back_and_samples_the_same(tmp_path):
     assert first.consistency_threshold == again.consistency_threshold > 0
     start = torch.randn(3, 3, first.architecture.features)
     conditions = agent_conditions(torch.rand(3), 3, weight=1.0, compose=True, use_labels=True)
-    samples = [m.sample(start, conditions, 4, 1.0, "quadratic", torch.Generator().manual_seed(0)) for m in (first, again)]
+    samples = [m.sample(start, conditions, sampling_steps=4, eta=1.0, spacing="quadratic",
+                         generator=torch.Generator().manual_seed(0)) for m in (first, again)]
     torch.testing.assert_close(samples[0], samples[1], rtol=0, atol=0)
     raw, ema = first.denoiser.state_dict(), first.sampler.state_dict()
     assert any(not torch.equal(raw[k], ema[k]) for k in raw)  # sampling uses the averaged weights, not the raw ones

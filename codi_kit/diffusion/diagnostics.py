@@ -63,7 +63,8 @@ def goal_probe(model: DiffusionModel, settings, env, starts: np.ndarray, target_
         conditions = sampling_conditions(settings, torch.full((count,), target_return, device=device), agents, [agent],
                                          compose=True, use_labels=True)
         segments = model.normaliser.observations(model.states(model.sample(
-            first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing, generator)))
+            first, conditions, sampling_steps=settings.sampling_steps, eta=settings.eta,
+            spacing=settings.sampling_spacing, generator=generator)))
         distances = goal(segments)  # [B,H,N]
         progress = distances[:, 0] - distances[:, -1]  # [B,N]
         others = np.delete(progress, agent, axis=1).mean(1)

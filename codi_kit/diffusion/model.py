@@ -193,14 +193,15 @@ class DiffusionModel(nn.Module):
         return states, actions, error
 
     # -- generation --------------------------------------------------------------------------
-    def sample(self, first: torch.Tensor, conditions: Conditions, steps: int, eta: float, spacing: str,
+    def sample(self, first: torch.Tensor, conditions: Conditions, *, sampling_steps: int, eta: float, spacing: str,
                generator: torch.Generator, given: torch.Tensor | None = None, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Segments [B,H,N,C] (normalised) from the given first states ``first`` [B,N,D]; with ``keep``
         [B,N], those agents' channels are held at ``given`` [B,H,N,C] (re-denoising the others)."""
         first_observation = self.normaliser.observation_input(first) if self.architecture.observation_input else None
-        return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions, steps, eta,
-                               generator, self.normaliser.held, spacing, self.architecture.channels, first_observation,
-                               given, keep)
+        return sample_segments(self.sampler, self.schedule, first, self.architecture.horizon, conditions,
+                               sampling_steps=sampling_steps, eta=eta, generator=generator, held=self.normaliser.held,
+                               spacing=spacing, channels=self.architecture.channels,
+                               first_observation=first_observation, given=given, keep=keep)
 
     @torch.no_grad()
     def rewards(self, states: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

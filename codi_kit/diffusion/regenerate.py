@@ -41,7 +41,7 @@ def repair_segments(model, settings, segments: torch.Tensor, states: torch.Tenso
     bad = bad_agents(attribution)
     given = segments.clone()
     given[..., : model.architecture.features] = states  # the kept agents keep exactly what the trajectory has
-    redone = model.sample(states[:, 0], conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
-                          generator, given=given, keep=~bad)
+    redone = model.sample(states[:, 0], conditions, sampling_steps=settings.sampling_steps, eta=settings.eta,
+                          spacing=settings.sampling_spacing, generator=generator, given=given, keep=~bad)
     new_states, new_actions, error = model.transitions(redone, settings.resimulate, only=bad)
     return Repair(new_states, new_actions, bad, error.max(dim=1).values <= threshold)

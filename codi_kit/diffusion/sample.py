@@ -28,7 +28,7 @@ def inpaint(x: torch.Tensor, first: torch.Tensor, known: torch.Tensor) -> torch.
 
 
 @torch.no_grad()
-def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions,
+def sample_segments(denoiser, schedule: CosineSchedule, first: torch.Tensor, horizon: int, conditions: Conditions, *,
                     sampling_steps: int, eta: float, generator: torch.Generator,
                     held: torch.Tensor | None = None, spacing: str = "uniform", channels: int | None = None,
                     first_observation: torch.Tensor | None = None, given: torch.Tensor | None = None,

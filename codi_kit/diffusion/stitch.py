@@ -162,8 +162,8 @@ class Stitcher:
         rtg = torch.tensor([trajectory.return_to_go for trajectory in trajectories], device=self.device,
                            dtype=torch.float32)
         conditions = sampling_conditions(settings, rtg, model.architecture.agents, self.good)
-        segments = model.sample(first, conditions, settings.sampling_steps, settings.eta, settings.sampling_spacing,
-                                self.generator)
+        segments = model.sample(first, conditions, sampling_steps=settings.sampling_steps, eta=settings.eta,
+                                spacing=settings.sampling_spacing, generator=self.generator)
         self.stats.segments_sampled += len(trajectories)
         return segments, rtg
 
