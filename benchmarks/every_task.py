@@ -7,7 +7,7 @@
 ``--merge`` keeps the rows of the existing JSON for the (env, augmenter, learner) cells the given
 folders do not hold, so tasks benchmarked in different sessions gather in one file; every row
 names the bench folder and the git commit it came from (``source``). A bench run with ``--set
-augmenter.KEY=VALUE`` gives rows of their own (``variant``), so ablations of one augmenter sit side
+augmenter.KEY=VALUE`` or ``label.KEY=VALUE`` gives rows of their own (``variant``), so ablations of one augmenter sit side
 by side (``--name composition`` for the composition grid).
 
 Writes benchmarks/results/every-task.json: one row per (env, augmenter, learner) with
@@ -34,11 +34,12 @@ from codi_kit.bench.paper import paper_value  # noqa: E402
 
 def records(benches: tuple[Path, ...]) -> list[dict]:
     """Every finished cell, with its bench folder, commit and ``variant``: the bench's ``--set``
-    augmenter settings (e.g. ``augmenter.label_embedding="team"``), empty for the defaults."""
+    augmenter and label settings (e.g. ``augmenter.label_embedding="team"``, ``label.pool="episode"``),
+    empty for the defaults."""
     rows = []
     for bench in benches:
         grid = json.loads((bench / "bench.json").read_text())["grid"]
-        variant = " ".join(sorted(s for s in grid.get("set", []) if s.startswith("augmenter.")))
+        variant = " ".join(sorted(s for s in grid.get("set", []) if s.startswith(("augmenter.", "label."))))
         for line in (bench / "results.jsonl").read_text().splitlines():
             record = json.loads(line)
             if record["status"] == "ok":

@@ -106,12 +106,19 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
     return float(truth[single].argmax(axis=1).__eq__(best_agent[answered][single]).mean())
 
 
+POOLS = ("segment", "episode")
+
+
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
-                  context: StageContext, text_converter=None, student_config: StudentConfig | None = None
-                  ) -> tuple[QualityLabels, dict, QualityStudent | None]:
+                  context: StageContext, text_converter=None, student_config: StudentConfig | None = None,
+                  pool: str = "segment") -> tuple[QualityLabels, dict, QualityStudent | None]:
     """Section 3.1: the teacher names the best agent of a seeded random subset of segments, a
     student is distilled from its answers and labels every segment with a soft z. A ground-truth
-    teacher (CODI w Pri.) is asked about every segment and its one-hot answers are the labels."""
+    teacher (CODI w Pri.) is asked about every segment and its one-hot answers are the labels.
+    ``pool="episode"`` (not the paper's): every segment takes its episode's pooled z, the product
+    of the student's z over the episode's segments, for data whose agents keep one quality for a
+    whole episode (each agent one policy per episode, as in the imbalanced protocol)."""
+    check_pool(pool)
     segments = dataset.segment_index(horizon)
     if not len(segments):
         raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
@@ -129,9 +136,26 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
     z = soft_labels(student, dataset, segments, horizon, context.device)  # softmax over agents, every segment
     unasked = np.setdiff1d(np.arange(len(segments)), asked)
     stats.update(student_stats)
+    if pool == "episode":
+        stats["student_accuracy_per_segment"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
+        z = pooled_by_episode(z, segments[:, 0])
     stats["student_accuracy"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
     stats["student_accuracy_unasked"] = ground_truth_accuracy(dataset, segments[unasked], z.argmax(1)[unasked])
     return QualityLabels(segments, z, teacher, horizon), stats, student
+
+
+def check_pool(pool: str) -> None:
+    if pool not in POOLS:
+        raise CodiKitError(f"label.pool={pool!r}: choose one of {', '.join(POOLS)}")
+
+
+def pooled_by_episode(z: np.ndarray, episode: np.ndarray) -> np.ndarray:
+    """Each segment's z replaced by its episode's: the normalised product of the z of every segment
+    of the episode (a sum of log-probabilities, so a confident segment outweighs unsure ones)."""
+    logs = np.zeros((int(episode.max()) + 1, z.shape[1]))
+    np.add.at(logs, episode, np.log(np.clip(z, 1e-6, 1.0)))
+    pooled = np.exp(logs - logs.max(1, keepdims=True))[episode]
+    return (pooled / pooled.sum(1, keepdims=True)).astype(np.float32)
 
 
 def segments_to_ask(labeler: Labeler, count: int, teacher_fraction: float, seed: int) -> np.ndarray:

@@ -6,7 +6,8 @@ import torch
 from codi_kit import plugins
 from codi_kit.data.collect import collect
 from codi_kit.context import StageContext
-from codi_kit.labeling import label_dataset
+from codi_kit.errors import CodiKitError
+from codi_kit.labeling import label_dataset, pooled_by_episode
 from codi_kit.labels.student import QualityStudent, StudentConfig
 
 
@@ -57,3 +58,25 @@ def test_student_stops_once_its_holdout_accuracy_stalls(imbalanced_300, cn_env, 
     config = StudentConfig(steps=3000, evaluate_every=20, patience=3)
     _, stats, _ = label_dataset(teacher, imbalanced_300, 8, 0.1, context, student_config=config)
     assert stats["student_steps"] == stats["student_best_step"] + 3 * 20 < 3000, stats
+
+
+def test_episode_pooling_gives_each_episode_the_product_of_its_segments_z():
+    z = np.array([[0.6, 0.4], [0.9, 0.1], [0.3, 0.7], [0.2, 0.8]], np.float32)
+    episode = np.array([0, 0, 0, 1])
+    pooled = pooled_by_episode(z, episode)
+    product = z[:3].prod(0)
+    np.testing.assert_allclose(pooled[:3], np.broadcast_to(product / product.sum(), (3, 2)), rtol=1e-5)
+    np.testing.assert_allclose(pooled[3], z[3], rtol=1e-5)  # one segment: its own z
+
+
+def test_episode_pooled_labels_are_one_z_per_episode_and_report_both_accuracies(imbalanced_300, cn_env, tmp_path):
+    teacher = plugins.configure(plugins.lookup("labeler", "rule"), {})
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    labels, stats, _ = label_dataset(teacher, imbalanced_300, 8, 0.1, context,
+                                     student_config=StudentConfig(steps=200, evaluate_every=50), pool="episode")
+    for episode in np.unique(labels.segments[:, 0])[:20]:
+        rows = labels.z[labels.segments[:, 0] == episode]
+        np.testing.assert_allclose(rows, np.broadcast_to(rows[0], rows.shape), rtol=1e-6)
+    assert stats["student_accuracy_per_segment"] is not None and stats["student_accuracy"] is not None
+    with pytest.raises(CodiKitError, match="label.pool='steps'"):
+        label_dataset(teacher, imbalanced_300, 8, 0.1, context, pool="steps")
