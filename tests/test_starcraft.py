@@ -14,7 +14,7 @@ from codi_kit.data.dataset import Dataset
 from codi_kit.errors import CodiKitError
 from codi_kit.policy import RandomPolicy
 from codi_kit.progress import set_quiet
-from codi_kit_plugins.envs.combat import combat_scores
+from codi_kit_plugins.envs.combat import combat_scores, shots
 from tiny import tiny
 
 TINY = tiny()
@@ -92,7 +92,7 @@ def test_combat_text_describes_every_agent(smax_3m):
     compact = converter.compact_prompt(obs, actions)
     focused = [int(n) for n in re.findall(r"shots at the weakest enemy in range (\d+)", compact)]
     assert len(focused) == 3 and len(compact) < len(converter.prompt(obs, actions)) / 2
-    assert focused == np.floor(combat_scores(converter.parse(obs), actions, converter.layout)).astype(int).tolist()
+    assert focused == shots(converter.parse(obs), actions, converter.layout)[0].sum(0).tolist()
 
 
 def test_generated_smax_data_takes_only_available_actions(tmp_path, runner):

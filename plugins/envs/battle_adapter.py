@@ -19,11 +19,9 @@ class BattleAdapter(EnvAdapter):
         return FocusFire(self.parse, self.layout)
 
     def rule_judge(self, obs, actions):
-        """The agent that most often fires at the weakest enemy in its range (``combat_scores``);
-        -1 (cannot tell) where no agent fires at an enemy in range. Measured on smax/zerg_3v4
-        (2000 imbalanced episodes, 4000 segments of H = 8): 31% of segments have no such shot, the
-        expert is alive in 16% of them and argmax named agent 0 in all of them (0.33 agreement
-        with the expert there, 0.61 overall); answering only the others gives 0.74."""
+        """The agent with the most focused shots among those that fired at the weakest enemy in range
+        on most of their chances (``combat_scores``, measured there); -1 (cannot tell) where no
+        agent did, e.g. once the expert is dead."""
         scores = combat_scores(self.parse(obs), actions, self.layout)
         return int(scores.argmax()) if scores.max() > 0 else -1
 

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 
 from codi_kit.labels.prompts import TemplateConfig, agent_timelines, answer_text, load_template, render
-from codi_kit_plugins.envs.combat import ActionLayout, Battle, shots
+from codi_kit_plugins.envs.combat import ActionLayout, Battle, chances, shots
 
 COMBAT_TEMPLATE = """You are judging a cooperative multi-agent battle. {agents} allied units fight a team \
 of enemy units; the team wins by destroying every enemy. A good unit closes in on the enemy, \
@@ -23,7 +23,8 @@ Which agent performs best in this segment? Choose one of {agent_list}. \
 End your answer with a line of the form "Best agent: Agent <number>"."""
 
 # For small local models (the hf teacher's default): one line per agent with what the rule judge
-# counts (shots at the weakest enemy in range, shots in range) and its health at both ends.
+# counts (shots at the weakest enemy in range out of its steps with one in range, shots in range) and
+# its health at both ends.
 COMBAT_COMPACT_TEMPLATE = """Battle: {agents} allied units fight enemy units. A good unit fires at the weakest enemy \
 in its range at every step it can; a poor unit wanders or fires at random.
 
@@ -62,7 +63,8 @@ class CombatText:
         horizon, agents = actions.shape
         battle = self.parse(obs)
         focused, hits = shots(battle, actions, self.layout)
-        lines = [f"{answer_text(i)}: shots at the weakest enemy in range {focused[:, i].sum()}, shots in range "
-                 f"{hits[:, i].sum()}; health {battle.health[0, i]:.2f} -> {battle.health[-1, i]:.2f}"
+        chance = chances(battle)
+        lines = [f"{answer_text(i)}: shots at the weakest enemy in range {focused[:, i].sum()} of {chance[:, i].sum()} "
+                 f"steps with an enemy in range, shots in range {hits[:, i].sum()}; health {battle.health[0, i]:.2f} -> {battle.health[-1, i]:.2f}"
                  for i in range(agents)]
         return render(self.compact_template, agents, horizon, "\n".join(lines))
