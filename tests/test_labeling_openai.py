@@ -30,11 +30,9 @@ def ask(cn_dataset, cn_env, tmp_path):
 def test_requests_overlap_up_to_the_concurrency_bound(httpserver, ask, monkeypatch):
     monkeypatch.setenv("CODI_KIT_TEST_KEY", "sk-test-secret")
     fake = FakeServer(httpserver, lambda body, n: completion("Best agent: Agent 2"), delay=0.3)
-    started = time.perf_counter()
     answers = ask(httpserver, count=8, concurrency=4)
-    elapsed = time.perf_counter() - started
     assert (answers.best_agent == 1).all()
-    assert fake.peak == 4 and elapsed < 8 * 0.3  # four at a time, not one after another
+    assert fake.peak == 4  # four requests in flight at once, never more (the server counts them; no wall-clock test)
     assert answers.stats["calls"] == 8 and answers.stats["prompt_tokens"] == 800
     assert "Agent 1:" in fake.requests[0]["messages"][0]["content"]
 
