@@ -107,18 +107,24 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
 
 
 POOLS = ("segment", "episode")
+CANNOT_TELL = ("drop", "uniform")
 
 
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
                   context: StageContext, text_converter=None, student_config: StudentConfig | None = None,
-                  pool: str = "segment") -> tuple[QualityLabels, dict, QualityStudent | None]:
+                  pool: str = "segment", cannot_tell: str = "drop") -> tuple[QualityLabels, dict, QualityStudent | None]:
     """Section 3.1: the teacher names the best agent of a seeded random subset of segments, a
     student is distilled from its answers and labels every segment with a soft z. A ground-truth
     teacher (CODI w Pri.) is asked about every segment and its one-hot answers are the labels.
     ``pool="episode"`` (not the paper's): every segment takes its episode's pooled z, the product
     of the student's z over the episode's segments, for data whose agents keep one quality for a
-    whole episode (each agent one policy per episode, as in the imbalanced protocol)."""
+    whole episode (each agent one policy per episode, as in the imbalanced protocol).
+    ``cannot_tell="uniform"`` (not the paper's, which drops them): the asked segments the teacher
+    left unanswered are distilled towards the uniform z, so the student learns to say "nobody
+    stands out" where the teacher could not tell (use it with a teacher whose -1 means that, as
+    the rule judges' does; an LLM's -1 may also be a reply it could not parse)."""
     check_pool(pool)
+    check_cannot_tell(cannot_tell)
     segments = dataset.segment_index(horizon)
     if not len(segments):
         raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
@@ -131,11 +137,12 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
         return QualityLabels(segments, one_hot(teacher, dataset.agents), teacher, horizon), stats, None
 
     check_enough_answers(stats, context)
+    uniform = np.isin(np.arange(len(segments)), asked) if cannot_tell == "uniform" else None  # asked, left unanswered
     student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
-                                     context.seed, context.device)  # GRU+MLP, cross-entropy on the answers
+                                     context.seed, context.device, uniform)  # GRU+MLP, cross-entropy on the answers
     z = soft_labels(student, dataset, segments, horizon, context.device)  # softmax over agents, every segment
     unasked = np.setdiff1d(np.arange(len(segments)), asked)
-    stats.update(student_stats)
+    stats.update(student_stats, student_mean_max_z=float(z.max(1).mean()))
     if pool == "episode":
         stats["student_accuracy_per_segment"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
         z = pooled_by_episode(z, segments[:, 0])
@@ -147,6 +154,11 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
 def check_pool(pool: str) -> None:
     if pool not in POOLS:
         raise CodiKitError(f"label.pool={pool!r}: choose one of {', '.join(POOLS)}")
+
+
+def check_cannot_tell(cannot_tell: str) -> None:
+    if cannot_tell not in CANNOT_TELL:
+        raise CodiKitError(f"label.cannot_tell={cannot_tell!r}: choose one of {', '.join(CANNOT_TELL)}")
 
 
 def pooled_by_episode(z: np.ndarray, episode: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ from codi_kit import plugins
 from codi_kit.data.collect import collect
 from codi_kit.context import StageContext
 from codi_kit.errors import CodiKitError
-from codi_kit.labeling import label_dataset, pooled_by_episode
+from codi_kit.labeling import Answers, LabelRequest, Labeler, label_dataset, pooled_by_episode
 from codi_kit.labels.student import QualityStudent, StudentConfig
 
 
@@ -80,3 +80,25 @@ def test_episode_pooled_labels_are_one_z_per_episode_and_report_both_accuracies(
     assert stats["student_accuracy_per_segment"] is not None and stats["student_accuracy"] is not None
     with pytest.raises(CodiKitError, match="label.pool='steps'"):
         label_dataset(teacher, imbalanced_300, 8, 0.1, context, pool="steps")
+
+
+class _SometimesSure(Labeler):
+    """Names the expert on one asked segment in five; "cannot tell" (-1) on the others."""
+
+    def answer(self, request: LabelRequest) -> Answers:
+        expert = request.dataset.expert_mask[request.segments[:, 0]].argmax(1)
+        return Answers(np.where(np.arange(len(expert)) % 5 == 0, expert, -1))
+
+
+def test_cannot_tell_uniform_distils_the_unanswered_segments_towards_the_uniform_z(imbalanced_300, cn_env, tmp_path):
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    config = StudentConfig(steps=300, evaluate_every=50, patience=0)
+    runs = {form: label_dataset(_SometimesSure(None), imbalanced_300, 8, 0.5, context, student_config=config,
+                                cannot_tell=form)[1] for form in ("drop", "uniform")}
+    unanswered = runs["uniform"]["teacher_unanswered"]
+    assert runs["drop"]["student_trained_on_cannot_tell"] == 0 < unanswered
+    assert runs["uniform"]["student_trained_on_cannot_tell"] == unanswered
+    # four in five targets are uniform: the student's z gets far less sure than one fitted on the names alone
+    assert runs["uniform"]["student_mean_max_z"] < runs["drop"]["student_mean_max_z"] - 0.15, runs
+    with pytest.raises(CodiKitError, match="label.cannot_tell='skip'"):
+        label_dataset(_SometimesSure(None), imbalanced_300, 8, 0.5, context, cannot_tell="skip")

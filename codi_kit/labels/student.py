@@ -54,18 +54,23 @@ def _segments(dataset: Dataset, index: np.ndarray, horizon: int, device) -> tupl
 
 
 def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon: int, config: StudentConfig,
-            seed: int, device: torch.device) -> tuple[QualityStudent, dict]:
-    """Fit the student on segments with a teacher answer (>= 0); early-stopped on a held-out part."""
+            seed: int, device: torch.device, uniform: np.ndarray | None = None) -> tuple[QualityStudent, dict]:
+    """Fit the student on segments with a teacher answer (>= 0); early-stopped on a held-out part
+    of them. ``uniform`` (a mask, optional): segments the teacher judged and could not tell apart,
+    fitted towards the uniform z (soft-target cross-entropy) beside the named ones."""
     answered = np.flatnonzero(teacher >= 0)
     order = np.random.default_rng([seed, 17]).permutation(answered)
     held = int(round(config.holdout_fraction * len(order))) if len(order) >= 10 else 0
     holdout, train = order[:held], order[held:]
+    if uniform is not None:
+        train = np.concatenate([train, np.flatnonzero(uniform & (teacher < 0))])
     torch.manual_seed(seed)
     student = QualityStudent(dataset.obs.shape[-1], int(dataset.actions.max()) + 1 if dataset.avail_actions is None
                              else dataset.avail_actions.shape[-1], config.hidden).to(device)
     optimizer = adam(student.parameters(), config.learning_rate)
     generator = np.random.default_rng([seed, 19])
-    targets = torch.as_tensor(teacher, device=device)
+    named_agent = torch.as_tensor(teacher, device=device)
+    targets = named_agent if uniform is None else soft_targets(named_agent, dataset.agents)
     holdout_obs, holdout_actions = _segments(dataset, segments[holdout], horizon, device)
     best = (-1.0, copy.deepcopy(student.state_dict()), 0)
     stalled, step = 0, 0  # evaluations since the best one, updates done
@@ -73,14 +78,14 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
         for step in range(1, config.steps + 1):
             rows = generator.choice(train, min(config.batch_size, len(train)), replace=False)
             obs, actions = _segments(dataset, segments[rows], horizon, device)
-            loss = F.cross_entropy(student(obs, actions), targets[rows])  # Eq. 5
+            loss = F.cross_entropy(student(obs, actions), targets[rows])  # Eq. 5 (soft targets: same for one-hot)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             bar.advance()
             if held and (step % config.evaluate_every == 0 or step == config.steps):
                 with torch.no_grad():
-                    accuracy = float((student(holdout_obs, holdout_actions).argmax(-1) == targets[holdout]).float().mean())
+                    accuracy = float((student(holdout_obs, holdout_actions).argmax(-1) == named_agent[holdout]).float().mean())
                 if accuracy > best[0]:
                     best, stalled = (accuracy, copy.deepcopy(student.state_dict()), step), 0
                 else:
@@ -90,9 +95,18 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
                     break
     if held:
         student.load_state_dict(best[1])
-    stats = {"student_trained_on": int(len(train)), "student_holdout": int(held),
+    stats = {"student_trained_on": int(len(train)),
+             "student_trained_on_cannot_tell": int(len(train) - (len(answered) - held)), "student_holdout": int(held),
              "student_holdout_accuracy": best[0] if held else None, "student_best_step": best[2], "student_steps": step}
     return student, stats
+
+
+def soft_targets(named_agent: torch.Tensor, agents: int) -> torch.Tensor:
+    """[M, N]: the named agent's one-hot, the uniform z where the teacher could not tell (-1)."""
+    targets = torch.full((len(named_agent), agents), 1.0 / agents, device=named_agent.device)
+    named = named_agent >= 0
+    targets[named] = F.one_hot(named_agent[named], agents).float()
+    return targets
 
 
 @torch.no_grad()
