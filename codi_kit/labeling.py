@@ -106,8 +106,16 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
     return float(truth[single].argmax(axis=1).__eq__(best_agent[answered][single]).mean())
 
 
-POOLS = ("segment", "episode")
-CANNOT_TELL = ("drop", "uniform")
+LABEL_OPTIONS = {"pool": ("segment", "episode"), "cannot_tell": ("drop", "uniform")}  # the first is the default
+
+
+def label_options(settings: dict) -> dict:
+    """The ``label`` table's optional choices, each checked and defaulted (the first of its choices)."""
+    chosen = {name: settings.get(name, choices[0]) for name, choices in LABEL_OPTIONS.items()}
+    for name, value in chosen.items():
+        if value not in LABEL_OPTIONS[name]:
+            raise CodiKitError(f"label.{name}={value!r}: choose one of {', '.join(LABEL_OPTIONS[name])}")
+    return chosen
 
 
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
@@ -123,8 +131,7 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
     left unanswered are distilled towards the uniform z, so the student learns to say "nobody
     stands out" where the teacher could not tell (use it with a teacher whose -1 means that, as
     the rule judges' does; an LLM's -1 may also be a reply it could not parse)."""
-    check_pool(pool)
-    check_cannot_tell(cannot_tell)
+    label_options({"pool": pool, "cannot_tell": cannot_tell})
     segments = dataset.segment_index(horizon)
     if not len(segments):
         raise CodiKitError(f"label.horizon={horizon} is longer than every episode; choose a shorter horizon")
@@ -137,9 +144,10 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
         return QualityLabels(segments, one_hot(teacher, dataset.agents), teacher, horizon), stats, None
 
     check_enough_answers(stats, context)
-    uniform = np.isin(np.arange(len(segments)), asked) if cannot_tell == "uniform" else None  # asked, left unanswered
+    unanswered = np.zeros(len(segments), bool)  # asked, and the teacher could not tell
+    unanswered[asked[answers.best_agent < 0]] = cannot_tell == "uniform"
     student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
-                                     context.seed, context.device, uniform)  # GRU+MLP, cross-entropy on the answers
+                                     context.seed, context.device, unanswered)  # GRU+MLP, cross-entropy on the answers
     z = soft_labels(student, dataset, segments, horizon, context.device)  # softmax over agents, every segment
     unasked = np.setdiff1d(np.arange(len(segments)), asked)
     stats.update(student_stats, student_mean_max_z=float(z.max(1).mean()))
@@ -149,16 +157,6 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
     stats["student_accuracy"] = ground_truth_accuracy(dataset, segments, z.argmax(1))
     stats["student_accuracy_unasked"] = ground_truth_accuracy(dataset, segments[unasked], z.argmax(1)[unasked])
     return QualityLabels(segments, z, teacher, horizon), stats, student
-
-
-def check_pool(pool: str) -> None:
-    if pool not in POOLS:
-        raise CodiKitError(f"label.pool={pool!r}: choose one of {', '.join(POOLS)}")
-
-
-def check_cannot_tell(cannot_tell: str) -> None:
-    if cannot_tell not in CANNOT_TELL:
-        raise CodiKitError(f"label.cannot_tell={cannot_tell!r}: choose one of {', '.join(CANNOT_TELL)}")
 
 
 def pooled_by_episode(z: np.ndarray, episode: np.ndarray) -> np.ndarray:

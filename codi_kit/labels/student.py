@@ -54,23 +54,23 @@ def _segments(dataset: Dataset, index: np.ndarray, horizon: int, device) -> tupl
 
 
 def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon: int, config: StudentConfig,
-            seed: int, device: torch.device, uniform: np.ndarray | None = None) -> tuple[QualityStudent, dict]:
+            seed: int, device: torch.device, cannot_tell: np.ndarray | None = None) -> tuple[QualityStudent, dict]:
     """Fit the student on segments with a teacher answer (>= 0); early-stopped on a held-out part
-    of them. ``uniform`` (a mask, optional): segments the teacher judged and could not tell apart,
-    fitted towards the uniform z (soft-target cross-entropy) beside the named ones."""
+    of them. ``cannot_tell`` (a mask, optional): segments the teacher judged and could not tell
+    apart, fitted towards the uniform z (soft-target cross-entropy) beside the named ones."""
     answered = np.flatnonzero(teacher >= 0)
     order = np.random.default_rng([seed, 17]).permutation(answered)
     held = int(round(config.holdout_fraction * len(order))) if len(order) >= 10 else 0
     holdout, train = order[:held], order[held:]
-    if uniform is not None:
-        train = np.concatenate([train, np.flatnonzero(uniform & (teacher < 0))])
+    uniform = np.flatnonzero(cannot_tell) if cannot_tell is not None else np.zeros(0, np.int64)
+    train = np.concatenate([train, uniform])
     torch.manual_seed(seed)
     student = QualityStudent(dataset.obs.shape[-1], int(dataset.actions.max()) + 1 if dataset.avail_actions is None
                              else dataset.avail_actions.shape[-1], config.hidden).to(device)
     optimizer = adam(student.parameters(), config.learning_rate)
     generator = np.random.default_rng([seed, 19])
     named_agent = torch.as_tensor(teacher, device=device)
-    targets = named_agent if uniform is None else soft_targets(named_agent, dataset.agents)
+    targets = soft_targets(named_agent, dataset.agents) if len(uniform) else named_agent
     holdout_obs, holdout_actions = _segments(dataset, segments[holdout], horizon, device)
     best = (-1.0, copy.deepcopy(student.state_dict()), 0)
     stalled, step = 0, 0  # evaluations since the best one, updates done
@@ -96,7 +96,7 @@ def distill(dataset: Dataset, segments: np.ndarray, teacher: np.ndarray, horizon
     if held:
         student.load_state_dict(best[1])
     stats = {"student_trained_on": int(len(train)),
-             "student_trained_on_cannot_tell": int(len(train) - (len(answered) - held)), "student_holdout": int(held),
+             "student_trained_on_cannot_tell": int(len(uniform)), "student_holdout": int(held),
              "student_holdout_accuracy": best[0] if held else None, "student_best_step": best[2], "student_steps": step}
     return student, stats
 

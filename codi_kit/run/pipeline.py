@@ -24,7 +24,7 @@ from codi_kit.data.parts import DatasetParts
 from codi_kit.errors import CodiKitError, DatasetError
 from codi_kit.envs.evaluate import evaluate
 from codi_kit.report.generated_check import compare_with_dataset, verdict
-from codi_kit.labeling import QualityLabels, check_cannot_tell, check_pool, label_dataset
+from codi_kit.labeling import QualityLabels, label_dataset, label_options
 from codi_kit.labels.student import StudentConfig
 from codi_kit.learn import LearnRequest
 from codi_kit.progress import say, warn
@@ -179,11 +179,10 @@ class Pipeline:
 
     # label: the teacher's answers, the student and every segment's z
     def _label_inputs(self) -> dict:
-        horizon, pool = int(self.config["label"]["horizon"]), self.config["label"].get("pool", "segment")
+        horizon = int(self.config["label"]["horizon"])
         if self.augmenter.needs_labels:  # before any labelling is paid for
             self.augmenter.check_label_horizon(horizon)
-        check_pool(pool)
-        check_cannot_tell(self.config["label"].get("cannot_tell", "drop"))
+        label_options(self.config["label"])
         labeler_class = self.component("labeler")[0].factory
         student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
         return {"collect": self.key("collect"), "label": self.config["label"], "labeler": self.identity("labeler"),
@@ -193,8 +192,7 @@ class Pipeline:
         settings = self.config["label"]
         labels, stats, student = label_dataset(
             self.build("labeler"), self.dataset(), int(settings["horizon"]), float(settings["teacher_fraction"]),
-            self.context(artifact), self._text_converter(), self.student_config(), pool=settings.get("pool", "segment"),
-            cannot_tell=settings.get("cannot_tell", "drop"))
+            self.context(artifact), self._text_converter(), self.student_config(), **label_options(settings))
         labels.save(artifact.workdir / "labels.npz")
         if student is not None:
             torch.save(student.state_dict(), artifact.workdir / "student.pt")

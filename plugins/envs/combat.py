@@ -90,9 +90,9 @@ def combat_scores(battle: Battle, actions: np.ndarray, layout: ActionLayout) -> 
     each of 3 smax/zerg_3v4 quick datasets (2000 imbalanced episodes), agreement with the expert's
     index on the segments answered: the count alone 0.73-0.75 on 69-71% of them; the share >= 2/3
     0.969-0.974 on 55-56%; naming the highest share instead, >= 1/2 0.93 on 57-59% and >= 1/4
-    0.84-0.85 on 63-65%. In segments where the
-    expert is dead or out of range nobody can tell, and the judge says so. Survival points the
-    other way: SMAX's enemies shoot the closest unit, which is the expert charging in."""
+    0.84-0.85 on 63-65%. In segments where the expert is dead or out of range nobody can tell, and
+    the judge says so. Survival points the other way: SMAX's enemies shoot the closest unit, which
+    is the expert charging in."""
     focused, _ = shots(battle, actions, layout)
     taken = focused.sum(0) / np.maximum(chances(battle).sum(0), 1)
     return np.where(taken >= DISCIPLINE, focused.sum(0), 0)

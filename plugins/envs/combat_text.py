@@ -64,7 +64,8 @@ class CombatText:
         battle = self.parse(obs)
         focused, hits = shots(battle, actions, self.layout)
         chance = chances(battle)
-        lines = [f"{answer_text(i)}: shots at the weakest enemy in range {focused[:, i].sum()} of {chance[:, i].sum()} "
-                 f"steps with an enemy in range, shots in range {hits[:, i].sum()}; health {battle.health[0, i]:.2f} -> {battle.health[-1, i]:.2f}"
+        lines = [f"{answer_text(i)}: shots at the weakest enemy in range {focused[:, i].sum()} of "
+                 f"{chance[:, i].sum()} steps with an enemy in range, shots in range {hits[:, i].sum()}; "
+                 f"health {battle.health[0, i]:.2f} -> {battle.health[-1, i]:.2f}"
                  for i in range(agents)]
         return render(self.compact_template, agents, horizon, "\n".join(lines))
