@@ -5,10 +5,12 @@
     python benchmarks/every_task.py bench-world [bench-cn ...] [--merge]
 
 ``--merge`` keeps the rows of the existing JSON for the (env, augmenter, learner) cells the given
-folders do not hold, so tasks benchmarked in different sessions gather in one file; every row
-names the bench folder and the git commit it came from (``source``). A bench run with ``--set
+folders do not hold, and adds the folders' seeds to a cell the JSON already has (a seed both hold
+is taken from the folders), so tasks and extra seeds benchmarked in different sessions gather in
+one file; every row names the bench folder(s) and the git commit(s) it came from (``source``). A bench run with ``--set
 augmenter.KEY=VALUE`` or ``label.KEY=VALUE`` gives rows of their own (``variant``), so ablations of one augmenter sit side
-by side (``--name composition`` for the composition grid).
+by side (``--name composition`` for the composition grid); Original (``none``) reads neither, so its
+rows have no variant and join the Original seeds of every bench.
 
 Writes benchmarks/results/every-task.json: one row per (env, augmenter, learner) with
 ``normalized_return_mean``, ``normalized_return_std`` (over seeds), the per-seed values and the
@@ -44,7 +46,8 @@ def records(benches: tuple[Path, ...]) -> list[dict]:
             record = json.loads(line)
             if record["status"] == "ok":
                 commit = (record["results"].get("versions") or {}).get("git_commit")
-                rows.append({**record, "bench": str(bench), "commit": commit, "variant": variant})
+                rows.append({**record, "bench": str(bench), "commit": commit,
+                             "variant": "" if record["augmenter"] == "none" else variant})
     return rows
 
 
@@ -112,14 +115,49 @@ def main(benches: tuple[Path, ...], name: str, merge: bool) -> None:
     if merge and path.exists():
         old = json.loads(path.read_text())
         before = {"bench": ",".join(old.get("benches", [])), "commit": old.get("versions", {}).get("git_commit")}
-        have = {_key(r) for r in table}
-        table += [{"source": before, **r} for r in old["rows"] if _key(r) not in have]
-        have = {_key(r) for r in data}
-        data += [{"source": before, **r} for r in old["data"] if _key(r) not in have]
+        table = _merged(table, old["rows"], before, _join_returns)
+        data = _merged(data, old["data"], before, _join_quality)
         profiles |= set(old.get("profiles", []))
     benches_used = sorted({r["source"]["bench"] for r in table + data})
     save(name, {"benches": benches_used, "profiles": sorted(profiles),
                 "rows": sorted(table, key=_order), "data": sorted(data, key=_order)})
+
+
+def _merged(new: list[dict], old: list[dict], before: dict, join) -> list[dict]:
+    """``new`` plus the old rows: a cell only the old JSON has is kept as it was; a cell both have
+    gets the old seeds the new rows lack, joined by ``join(new_row, old_row, old_seeds)``."""
+    by_key = {_key(r): r for r in new}
+    out = list(new)
+    for row in old:
+        row = {"source": before, **row, "variant": row.get("variant") or ""}
+        mine = by_key.get(_key(row))
+        if mine is None:
+            out.append(row)
+            continue
+        extra = [s for s in row["seeds"] if s not in mine["seeds"]]
+        if extra:
+            out[out.index(mine)] = {**join(mine, row, extra), "seeds": sorted(mine["seeds"] + extra),
+                                    "source": {k: ",".join(sorted(set(mine["source"][k].split(",")) |
+                                                                  set(str(row["source"][k]).split(","))))
+                                               for k in ("bench", "commit")}}
+    return out
+
+
+def _join_returns(mine: dict, row: dict, extra: list) -> dict:
+    """Per-seed returns of both, in seed order, and their mean and std."""
+    by_seed = dict(zip(row["seeds"], row["normalized_return"])) | dict(zip(mine["seeds"], mine["normalized_return"]))
+    values = [by_seed[s] for s in sorted(mine["seeds"] + extra)]
+    return {**mine, "normalized_return": values, "normalized_return_mean": float(np.mean(values)),
+            "normalized_return_std": float(np.std(values))}
+
+
+def _join_quality(mine: dict, row: dict, extra: list) -> dict:
+    """Means over the seeds of both, each weighted by its number of seeds (the old row holds means)."""
+    def weighted(field):
+        pairs = [(mine.get(field), len(mine["seeds"])), (row.get(field), len(extra))]
+        pairs = [(v, n) for v, n in pairs if v is not None]
+        return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
+    return {**mine, **{f: weighted(f) for f in ("teacher_accuracy", "student_accuracy", "generated", "dataset")}}
 
 
 def _key(row: dict) -> tuple:
