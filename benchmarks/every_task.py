@@ -152,7 +152,8 @@ def _join_returns(mine: dict, row: dict, extra: list) -> dict:
 
 
 def _join_quality(mine: dict, row: dict, extra: list) -> dict:
-    """Means over the seeds of both, each weighted by its number of seeds (the old row holds means)."""
+    """Means over the seeds of both, each weighted by its number of seeds. The old row holds only its
+    mean, so where its seeds overlap the new ones that mean stands in for its extra seeds alone."""
     def weighted(field):
         pairs = [(mine.get(field), len(mine["seeds"])), (row.get(field), len(extra))]
         pairs = [(v, n) for v, n in pairs if v is not None]
