@@ -48,7 +48,8 @@ def register_labelers(register: Register) -> None:
 
     ``register("openai", OpenAITeacher)``: the class subclasses ``codi_kit.labeling.Labeler``
     and implements ``answer(request) -> Answers`` (best agent per asked segment, -1 where it
-    could not tell). Set ``ground_truth = True`` on the class when it reads privileged data, so
+    names none; ``judged_none`` marks which -1s are a judgement that no agent stands out, as
+    against no answer at all, when the teacher has both). Set ``ground_truth = True`` on the class when it reads privileged data, so
     the label stage asks it about every segment instead of a subset. Settings: ``[labeler]``.
     """
 

@@ -45,9 +45,18 @@ class LabelRequest:
 
 @attrs.frozen
 class Answers:
-    best_agent: np.ndarray  # [M] int64, -1 where the teacher could not tell
+    best_agent: np.ndarray  # [M] int64, -1 where the teacher named no agent
     confidence: np.ndarray | None = None  # [M] float32 in [0,1], when the teacher has one
     stats: dict = attrs.field(factory=dict)  # calls, tokens, cache hits, failures, ...
+    # [M] bool: where best_agent is -1 because the teacher judged the segment and no agent stands
+    # out, as opposed to no judgement at all (a failed call, a reply naming no agent). None: every
+    # -1 is a judgement (the rule judges, the privileged labeler).
+    judged_none: np.ndarray | None = None
+
+    def cannot_tell(self) -> np.ndarray:
+        """[M] bool: the segments the teacher judged and found no agent standing out."""
+        unnamed = self.best_agent < 0
+        return unnamed if self.judged_none is None else unnamed & self.judged_none
 
 
 class Labeler(abc.ABC):
@@ -106,7 +115,7 @@ def ground_truth_accuracy(dataset: Dataset, segments: np.ndarray, best_agent: np
     return float(truth[single].argmax(axis=1).__eq__(best_agent[answered][single]).mean())
 
 
-LABEL_OPTIONS = {"pool": ("segment", "episode"), "cannot_tell": ("drop", "uniform")}  # the first is the default
+LABEL_OPTIONS = {"pool": ("segment", "episode"), "cannot_tell": ("uniform", "drop")}  # the first is the default
 
 
 def label_options(settings: dict) -> dict:
@@ -120,17 +129,18 @@ def label_options(settings: dict) -> dict:
 
 def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_fraction: float,
                   context: StageContext, text_converter=None, student_config: StudentConfig | None = None,
-                  pool: str = "segment", cannot_tell: str = "drop") -> tuple[QualityLabels, dict, QualityStudent | None]:
+                  pool: str = "segment", cannot_tell: str = "uniform") -> tuple[QualityLabels, dict, QualityStudent | None]:
     """Section 3.1: the teacher names the best agent of a seeded random subset of segments, a
     student is distilled from its answers and labels every segment with a soft z. A ground-truth
     teacher (CODI w Pri.) is asked about every segment and its one-hot answers are the labels.
     ``pool="episode"`` (not the paper's): every segment takes its episode's pooled z, the product
     of the student's z over the episode's segments, for data whose agents keep one quality for a
     whole episode (each agent one policy per episode, as in the imbalanced protocol).
-    ``cannot_tell="uniform"`` (not the paper's, which drops them): the asked segments the teacher
-    left unanswered are distilled towards the uniform z, so the student learns to say "nobody
-    stands out" where the teacher could not tell (use it with a teacher whose -1 means that, as
-    the rule judges' does; an LLM's -1 may also be a reply it could not parse)."""
+    ``cannot_tell="uniform"`` (the default; not the paper's, which drops them, ``"drop"``): the
+    asked segments the teacher judged and found no agent standing out (``Answers.cannot_tell``)
+    are distilled towards the uniform z, so the student learns to say "nobody stands out" there
+    instead of guessing. Segments the teacher gave no judgement on (an LLM call that failed or a
+    reply naming no agent) are dropped under either choice."""
     label_options({"pool": pool, "cannot_tell": cannot_tell})
     segments = dataset.segment_index(horizon)
     if not len(segments):
@@ -144,8 +154,8 @@ def label_dataset(labeler: Labeler, dataset: Dataset, horizon: int, teacher_frac
         return QualityLabels(segments, one_hot(teacher, dataset.agents), teacher, horizon), stats, None
 
     check_enough_answers(stats, context)
-    unanswered = np.zeros(len(segments), bool)  # asked, and the teacher could not tell
-    unanswered[asked[answers.best_agent < 0]] = cannot_tell == "uniform"
+    unanswered = np.zeros(len(segments), bool)  # asked, and the teacher judged that no agent stands out
+    unanswered[asked[answers.cannot_tell()]] = cannot_tell == "uniform"
     student, student_stats = distill(dataset, segments, teacher, horizon, student_config or StudentConfig(),
                                      context.seed, context.device, unanswered)  # GRU+MLP, cross-entropy on the answers
     z = soft_labels(student, dataset, segments, horizon, context.device)  # softmax over agents, every segment
@@ -188,6 +198,7 @@ def teacher_stats(dataset: Dataset, segments: np.ndarray, asked: np.ndarray, ans
         "teacher_fraction": float(len(asked) / len(segments)),
         "teacher_answered": int((answers.best_agent >= 0).sum()),
         "teacher_unanswered": int((answers.best_agent < 0).sum()),
+        "teacher_cannot_tell": int(answers.cannot_tell().sum()),  # of the unanswered, those it judged
         "teacher_accuracy": ground_truth_accuracy(dataset, segments[asked], answers.best_agent),
         **{f"teacher_{k}": v for k, v in answers.stats.items()},
     }

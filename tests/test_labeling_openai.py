@@ -55,6 +55,7 @@ def test_malformed_answers_are_reasked_then_left_unlabelled(httpserver, ask):
     answers = ask(httpserver, count=4, concurrency=2, parse_retries=2)
     assert (answers.best_agent == -1).all()  # never a made-up label
     assert answers.stats["unparsed"] == 4 and answers.stats["calls"] == 4 * 3
+    assert not answers.cannot_tell().any()  # an unreadable reply is no judgement: never distilled towards uniform
 
 
 def test_a_reminder_of_the_format_recovers_a_free_text_answer(httpserver, ask):

@@ -102,3 +102,20 @@ def test_cannot_tell_uniform_distils_the_unanswered_segments_towards_the_uniform
     assert runs["uniform"]["student_mean_max_z"] < runs["drop"]["student_mean_max_z"] - 0.15, runs
     with pytest.raises(CodiKitError, match="label.cannot_tell='skip'"):
         label_dataset(_SometimesSure(None), imbalanced_300, 8, 0.5, context, cannot_tell="skip")
+
+
+class _SometimesSilent(_SometimesSure):
+    """As _SometimesSure, but half its -1s are no judgement at all (a failed call, say)."""
+
+    def answer(self, request: LabelRequest) -> Answers:
+        named = super().answer(request).best_agent
+        return Answers(named, judged_none=np.arange(len(named)) % 2 == 0)
+
+
+def test_only_the_segments_the_teacher_judged_are_distilled_towards_uniform(imbalanced_300, cn_env, tmp_path):
+    context = StageContext(0, torch.device("cpu"), tmp_path, cn_env)
+    config = StudentConfig(steps=20, evaluate_every=10, patience=0)
+    stats = label_dataset(_SometimesSilent(None), imbalanced_300, 8, 0.5, context, student_config=config)[1]  # default: uniform
+    judged = stats["teacher_cannot_tell"]
+    assert 0 < judged < stats["teacher_unanswered"]
+    assert stats["student_trained_on_cannot_tell"] == judged

@@ -182,10 +182,10 @@ class Pipeline:
         horizon = int(self.config["label"]["horizon"])
         if self.augmenter.needs_labels:  # before any labelling is paid for
             self.augmenter.check_label_horizon(horizon)
-        label_options(self.config["label"])
+        settings = {**self.config["label"], **label_options(self.config["label"])}  # a changed default is a new key
         labeler_class = self.component("labeler")[0].factory
         student = None if labeler_class.ground_truth else attrs.asdict(self.student_config())
-        return {"collect": self.key("collect"), "label": self.config["label"], "labeler": self.identity("labeler"),
+        return {"collect": self.key("collect"), "label": settings, "labeler": self.identity("labeler"),
                 "student": student, "text_converter": self.config.get("text_converter", {})}
 
     def _label(self, artifact: Artifact) -> None:

@@ -116,7 +116,8 @@ class OpenAITeacher(Labeler):
                 await asyncio.gather(*(one(row, prompt) for row, prompt in enumerate(prompts)))
             finally:
                 await client.close()
-        return Answers(best_agent=best, stats=stats)
+        # a -1 here is a failed call or a reply naming no agent: no judgement, never "cannot tell"
+        return Answers(best_agent=best, stats=stats, judged_none=np.zeros(len(prompts), bool))
 
     async def _ask_until_parsed(self, client, prompt, agents, stats):
         """The last raw answer (parsed or not), or None when every attempt failed."""
